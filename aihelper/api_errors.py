@@ -1,0 +1,32 @@
+"""Every API error is JSON that says what is wrong: {"error": code, "detail": text, "fields": {...}}."""
+
+from django.db import DatabaseError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DatabaseError):
+        return Response(
+            {"error": "database_unavailable", "detail": "The database is unavailable; try again shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    body: dict = {"error": getattr(exc, "default_code", "error")}
+    if isinstance(exc, exceptions.ValidationError):
+        body["error"] = "invalid"
+        body["detail"] = "The request has invalid fields."
+        body["fields"] = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+    else:
+        detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
+        body["detail"] = str(detail)
+        if isinstance(exc, exceptions.APIException) and isinstance(exc.detail, dict):
+            body["fields"] = exc.detail
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        body["retry_after_seconds"] = int(exc.wait)
+    response.data = body
+    return response

@@ -1,0 +1,126 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+EMBEDDING_DIMENSIONS = 384
+STEP_KEYS = ("title", "detail", "command")
+STEP_MAX_CHARS = 4000
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9._/-]*$",
+    "Use lower-case letters, digits, '.', '_', '-' and '/' (for example 'kubernetes/kubepodcrashlooping').",
+)
+
+
+def validate_steps(value) -> None:
+    """Steps are a list of {"title", "detail", "command"} objects of strings; title required."""
+    if not isinstance(value, list):
+        raise ValidationError("Steps must be a list of objects with title, detail and command.")
+    errors = []
+    for index, step in enumerate(value, start=1):
+        if not isinstance(step, dict):
+            errors.append(f"Step {index} must be an object with title, detail and command, not {type(step).__name__}.")
+            continue
+        unknown = sorted(set(step) - set(STEP_KEYS))
+        if unknown:
+            errors.append(f"Step {index} has unknown keys: {', '.join(unknown)} (allowed: {', '.join(STEP_KEYS)}).")
+        for key in STEP_KEYS:
+            if key in step and not isinstance(step[key], str):
+                errors.append(f"Step {index}: '{key}' must be text.")
+            elif key in step and len(step[key]) > STEP_MAX_CHARS:
+                errors.append(f"Step {index}: '{key}' is longer than {STEP_MAX_CHARS} characters.")
+        if not isinstance(step.get("title"), str) or not step.get("title", "").strip():
+            errors.append(f"Step {index}: 'title' is required.")
+    if errors:
+        raise ValidationError(errors)
+
+
+class Runbook(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.CharField(max_length=200, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    steps = models.JSONField(default=list, blank=True, validators=[validate_steps])
+    body_markdown = models.TextField(blank=True)
+    service = models.CharField(max_length=100, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    is_automated = models.BooleanField(default=False)
+    automation_ref = models.CharField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=True)
+    allowed_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="runbooks",
+        help_text="Only members of these groups may see the runbook. None selected: everyone may.",
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=200, blank=True, editable=False)
+    embedding_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Maintained by a database trigger (see migration 0002) so every write path keeps it current.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        db_table = "runbooks"
+        ordering = ["name"]
+        indexes = [
+            HnswIndex(
+                name="runbooks_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(name="runbooks_search_vector_gin", fields=["search_vector"]),
+            models.Index(name="runbooks_enabled_idx", fields=["enabled"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExecutionStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class RunbookExecution(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    runbook = models.ForeignKey("runbooks.Runbook", on_delete=models.PROTECT, related_name="executions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runbook_executions")
+    audit_log = models.ForeignKey(
+        "audit.AuditLog", null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    session = models.ForeignKey(
+        "aihelper.ChatSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    status = models.CharField(max_length=20, choices=ExecutionStatus.choices, default=ExecutionStatus.IN_PROGRESS)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # {"<step index>": {"done": bool, "done_at": iso8601}}
+    step_progress = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "runbook_executions"
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(name="runbook_exec_runbook_status", fields=["runbook", "status"]),
+            models.Index(name="runbook_exec_status_started", fields=["status", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.runbook_id} {self.status}"
