@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 SYSTEM_USER = "embedded_postgres"
 _process_lock = threading.Lock()
-_ready: dict[Path, "EmbeddedServer"] = {}
+_ready: dict[Path, EmbeddedServer] = {}
 
 
 class EmbeddedDatabaseError(RuntimeError):

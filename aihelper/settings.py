@@ -112,6 +112,8 @@ def _database(url: str, *, alias: str) -> dict:
             ],
         }
     config.setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT
+    # Separate names let several test runs share one server without clobbering each other.
+    config["TEST"] = {"NAME": env_str("TEST_DB_NAME", f"test_{config['NAME']}")}
     return config
 
 

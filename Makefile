@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY=
+
+.PHONY: install run test lint serve migrate seed browsers bench-retrieval bench-chat
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	DEBUG=1 $(PY) manage.py migrate --noinput
+
+seed: migrate
+	DEBUG=1 $(PY) manage.py seed_demo
+	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py generate_embeddings
+
+run: seed
+	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+serve: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput
+	HF_HUB_OFFLINE=1 $(VENV)/bin/gunicorn -c gunicorn.conf.py aihelper.wsgi
+
+bench-retrieval: install
+	$(TEST_ENV) $(PY) benchmarks/retrieval.py
+
+bench-chat: install
+	$(TEST_ENV) $(PY) benchmarks/chat.py

@@ -1,0 +1,39 @@
+import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from runbooks.models import Runbook
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_is_idempotent_and_creates_users_groups_and_runbooks(capsys, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("seed_demo")
+    first = capsys.readouterr().out
+    assert "alice-demo-pass" in first and "bob-demo-pass" in first
+    assert Runbook.objects.count() >= 25
+    assert authenticate(username="admin", password="admin-demo-pass").is_staff
+    alice, bob = User.objects.get(username="alice"), User.objects.get(username="bob")
+    assert set(alice.groups.values_list("name", flat=True)) != set(bob.groups.values_list("name", flat=True))
+    assert Runbook.objects.filter(allowed_groups__name="dba").exists()
+    assert Runbook.objects.filter(allowed_groups__isnull=True).count() > Runbook.objects.count() // 2
+    assert all(step.get("title") for runbook in Runbook.objects.all() for step in runbook.steps)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        call_command("seed_demo")
+    second = capsys.readouterr().out
+    assert "0 created, 0 updated" in second
+    assert callbacks == [], "nothing changed, so nothing is re-embedded"
+    assert User.objects.filter(username__in=["admin", "alice", "bob"]).count() == 3
+
+
+def test_seed_demo_keeps_a_changed_password(capsys):
+    call_command("seed_demo")
+    user = User.objects.get(username="alice")
+    user.set_password("rotated-password")
+    user.save()
+    call_command("seed_demo")
+    assert "exists, password unchanged" in capsys.readouterr().out
+    assert authenticate(username="alice", password="rotated-password") is not None

@@ -1,0 +1,70 @@
+import pytest
+from django.urls import reverse
+
+from audit.services import EventInput, audit_log_create, interaction_event_record
+from tests.factories import RunbookFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "admin:runbooks_runbook_changelist",
+    "admin:runbooks_runbookexecution_changelist",
+    "admin:aihelper_chatsession_changelist",
+    "admin:aihelper_chatmessage_changelist",
+    "admin:audit_auditlog_changelist",
+    "admin:audit_interactioneventrow_changelist",
+]
+
+
+@pytest.fixture
+def populated(user):
+    runbook = RunbookFactory()
+    audit_log = audit_log_create(
+        user=user,
+        session=None,
+        query="disk full",
+        response="see runbook",
+        ai_action_details={
+            "solutions_presented": [{"rank": 1, "type": "runbook", "id": str(runbook.pk), "slug": runbook.slug}],
+            "presentation_strategy": "single_solution",
+        },
+    )
+    interaction_event_record(event=EventInput(runbook_id=runbook.pk, event_type="clicked_link", rank=1))
+    return runbook, audit_log
+
+
+@pytest.mark.parametrize("name", CHANGELISTS)
+def test_admin_changelists_answer_200_for_staff(client, staff_user, populated, name):
+    client.force_login(staff_user)
+    response = client.get(reverse(name))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("name", CHANGELISTS)
+def test_admin_redirects_anonymous_users_to_login(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_runbook_admin_shows_embedding_status(client, staff_user, populated):
+    client.force_login(staff_user)
+    response = client.get(reverse("admin:runbooks_runbook_changelist"))
+    assert "missing" in response.content.decode()
+
+
+def test_audit_log_and_events_are_read_only_in_admin(client, staff_user, populated):
+    runbook, audit_log = populated
+    client.force_login(staff_user)
+    page = client.get(reverse("admin:audit_auditlog_change", args=[audit_log.pk]))
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert client.get(reverse("admin:audit_auditlog_add")).status_code == 403
+    assert client.post(reverse("admin:audit_auditlog_delete", args=[audit_log.pk]), {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:audit_interactioneventrow_add")).status_code == 403
+
+
+def test_runbook_detail_in_admin_for_staff(client, staff_user, populated):
+    runbook, _ = populated
+    client.force_login(staff_user)
+    assert client.get(reverse("admin:runbooks_runbook_change", args=[runbook.pk])).status_code == 200
