@@ -38,7 +38,11 @@ def demo_users_ensure() -> list[tuple[DemoAccount, bool]]:
     for account in demo_accounts():
         user, created = User.objects.get_or_create(
             username=account.username,
-            defaults={"is_staff": account.staff, "is_superuser": account.staff, "email": f"{account.username}@example.com"},
+            defaults={
+                "is_staff": account.staff,
+                "is_superuser": account.staff,
+                "email": f"{account.username}@example.com",
+            },
         )
         if created:
             user.set_password(account.password)

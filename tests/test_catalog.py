@@ -17,14 +17,14 @@ def test_vector_extension_is_installed():
 
 
 def test_runbook_embedding_has_an_hnsw_cosine_index():
-    rows = _one("SELECT indexdef FROM pg_indexes WHERE tablename = 'runbooks' AND indexname = 'runbooks_embedding_hnsw'")
+    rows = _one("SELECT indexdef FROM pg_indexes WHERE indexname = 'runbooks_embedding_hnsw'")
     assert rows, "HNSW index missing"
     assert "USING hnsw" in rows[0][0]
     assert "vector_cosine_ops" in rows[0][0]
 
 
 def test_runbook_search_vector_has_a_gin_index():
-    rows = _one("SELECT indexdef FROM pg_indexes WHERE tablename = 'runbooks' AND indexname = 'runbooks_search_vector_gin'")
+    rows = _one("SELECT indexdef FROM pg_indexes WHERE indexname = 'runbooks_search_vector_gin'")
     assert rows and "USING gin" in rows[0][0]
 
 
