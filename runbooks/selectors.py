@@ -6,6 +6,7 @@ Every caller that shows runbooks to a user goes through ``visible_runbooks(user)
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,13 @@ def visible_runbooks(user) -> QuerySet[Runbook]:
     return queryset.filter(~Exists(restricted) | Exists(allowed))
 
 
+def operator_reader():
+    """An unsaved superuser for operator tools (management commands) that search every enabled runbook."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()(username="(operator)", is_superuser=True, is_staff=True)
+
+
 def runbook_success_stats(runbook_ids) -> dict:
     """{runbook_id: (succeeded, finished)} over finished executions."""
     rows = (
@@ -139,28 +147,76 @@ def presentation_strategy(confidences: list[float], config: SearchConfig) -> str
     return "multiple_options"
 
 
-def _confidence(similarity: float, keyword: float, success: float, automated: bool) -> tuple[float, dict]:
-    components = {
-        "semantic": round(similarity, 4),
-        "keyword": round(keyword, 4),
-        "success": round(success, 4),
-        "automation": 1.0 if automated else 0.0,
-    }
-    score = 0.6 * similarity + 0.2 * keyword + 0.15 * success + 0.05 * components["automation"]
-    return max(0.0, min(1.0, score)), components
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_TOKEN = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    "a an and are as at be been by for from has have in is it of on or that the this to too with".split()
+)
+_SUFFIXES = ("ing", "ed", "es", "s", "ure", "ion")
 
 
-def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | None = None) -> SearchOutcome:
-    config = config or SearchConfig.from_settings()
-    text = (query or "").strip()
-    if not text:
-        raise InvalidQuery("Describe the problem: the query is empty.")
-    truncated = len(text) > config.max_query_chars
-    text = text[: config.max_query_chars]
-    timings: dict = {}
-    base = visible_runbooks(user)
+def _stem(word: str) -> str:
+    """A deliberately light suffix strip: 'failed', 'failure', 'failing' -> 'fail'."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
-    degraded_reason = ""
+
+def lexical_terms(text: str) -> set[str]:
+    """Stemmed content words; CamelCase identifiers are split first ('KubePodCrashLooping')."""
+    words = _TOKEN.findall(_CAMEL.sub(" ", text).lower())
+    return {_stem(word) for word in words if word not in _STOPWORDS}
+
+
+def title_coverage(title: str, query_terms: set[str]) -> float:
+    """Share of the title's words found in the query: alert titles name the alert's symptoms."""
+    terms = lexical_terms(title)
+    return len(terms & query_terms) / len(terms) if terms else 0.0
+
+
+# Ranking and confidence. Fitted by benchmarks/fit_confidence.py on data/eval/alert_queries_dev.jsonl
+# (5-fold cross-validation for the choice, final fit on the whole dev split); see docs/retrieval.md.
+RANK_WEIGHTS = {"semantic": 1.0, "keyword": 0.1, "title": 0.4}
+CALIBRATION = {"intercept": -5.402, "score": 6.361, "gap": 16.613}
+# Not fitted (the eval data has no executions): priors added on the logit scale, neutral without data.
+SUCCESS_LOGIT_WEIGHT = 2.0  # smoothed success rate 1.0 -> +1.0, 0.0 -> -1.0, no data (0.5) -> 0
+AUTOMATION_LOGIT_BONUS = 0.2
+
+
+def rank_score(*, semantic: float, keyword: float, title: float) -> float:
+    return RANK_WEIGHTS["semantic"] * semantic + RANK_WEIGHTS["keyword"] * keyword + RANK_WEIGHTS["title"] * title
+
+
+def confidence_from(*, score: float, top_score: float, success: float, automated: bool) -> float:
+    """Calibrated P(right runbook) from the fused score and its distance to the best one, then priors."""
+    logit = (
+        CALIBRATION["intercept"]
+        + CALIBRATION["score"] * score
+        + CALIBRATION["gap"] * (score - top_score)
+        + SUCCESS_LOGIT_WEIGHT * (success - 0.5)
+        + (AUTOMATION_LOGIT_BONUS if automated else 0.0)
+    )
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
+
+
+@dataclass
+class Candidate:
+    pk: object
+    semantic: float
+    keyword: float
+    title: float
+
+    @property
+    def score(self) -> float:
+        return rank_score(semantic=self.semantic, keyword=self.keyword, title=self.title)
+
+
+def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timings: dict) -> tuple[dict, list]:
+    """({pk: Runbook}, [Candidate]) from the vector (HNSW) and full-text legs; raises nothing on odd text.
+
+    The embedding failing degrades to keyword-only search (the reason is in ``timings['degraded']``).
+    """
     semantic: dict = {}
     started = time.perf_counter()
     try:
@@ -176,7 +232,7 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
         semantic = {pk: 1.0 - float(distance) for pk, distance in rows}
         timings["vector_ms"] = round((time.perf_counter() - started) * 1000, 2)
     except EmbeddingError as exc:
-        degraded_reason = f"semantic search unavailable: {exc}"
+        timings["degraded"] = f"semantic search unavailable: {exc}"
         logger.warning("keyword-only search: %s", exc)
 
     started = time.perf_counter()
@@ -194,27 +250,58 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
 
     started = time.perf_counter()
     ids = list(dict.fromkeys([*semantic, *keyword]))
-    runbooks = {runbook.pk: runbook for runbook in base.filter(pk__in=ids).prefetch_related("allowed_groups")}
-    stats = runbook_success_stats(ids)
+    runbooks = {runbook.pk: runbook for runbook in base.filter(pk__in=ids).defer("embedding", "search_vector")}
     top_keyword = max(keyword.values(), default=0.0) or 1.0
+    query_terms = lexical_terms(text)
+    candidates = [
+        Candidate(
+            pk=pk,
+            semantic=semantic.get(pk, 0.0),
+            keyword=keyword.get(pk, 0.0) / top_keyword,
+            title=title_coverage(runbooks[pk].name, query_terms),
+        )
+        for pk in ids
+        if pk in runbooks
+    ]
+    timings["fetch_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return runbooks, candidates
+
+
+def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | None = None) -> SearchOutcome:
+    config = config or SearchConfig.from_settings()
+    text = (query or "").strip()
+    if not text:
+        raise InvalidQuery("Describe the problem: the query is empty.")
+    truncated = len(text) > config.max_query_chars
+    text = text[: config.max_query_chars]
+    timings: dict = {}
+    base = visible_runbooks(user)
+
+    runbooks, candidates = runbook_candidates(text=text, base=base, config=config, timings=timings)
+    started = time.perf_counter()
+    stats = runbook_success_stats([candidate.pk for candidate in candidates])
+    top_score = max((candidate.score for candidate in candidates), default=0.0)
     results: list[SearchResult] = []
-    for pk in ids:
-        runbook = runbooks.get(pk)
-        if runbook is None:
-            continue
-        succeeded, finished = stats.get(pk, (0, 0))
-        confidence, components = _confidence(
-            semantic.get(pk, 0.0),
-            keyword.get(pk, 0.0) / top_keyword,
-            smoothed_success(succeeded, finished),
-            runbook.is_automated,
+    for candidate in candidates:
+        runbook = runbooks[candidate.pk]
+        succeeded, finished = stats.get(candidate.pk, (0, 0))
+        success = smoothed_success(succeeded, finished)
+        confidence = confidence_from(
+            score=candidate.score, top_score=top_score, success=success, automated=runbook.is_automated
         )
         results.append(
             SearchResult(
                 runbook=runbook,
                 rank=0,
                 confidence=round(confidence, 4),
-                components=components,
+                components={
+                    "semantic": round(candidate.semantic, 4),
+                    "keyword": round(candidate.keyword, 4),
+                    "title": round(candidate.title, 4),
+                    "score": round(candidate.score, 4),
+                    "success": round(success, 4),
+                    "automation": 1.0 if runbook.is_automated else 0.0,
+                },
                 success_rate=(succeeded / finished) if finished else None,
                 success_samples=finished,
             )
@@ -225,6 +312,7 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
         result.rank = position
         result.recommended = position <= config.max_recommended and result.confidence >= config.threshold
     recommended = [result.confidence for result in results if result.recommended]
+    degraded_reason = timings.pop("degraded", "")
     timings["score_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return SearchOutcome(
         query=text,

@@ -1,0 +1,330 @@
+"""Read runbooks from JSON Lines files and Markdown directories and upsert them by slug.
+
+Two JSON Lines shapes are accepted: the public Prometheus-Operator corpus (``title``, steps as plain
+strings) and our own richer one (step objects, ``service``, ``category``, ``is_automated``,
+``automation_ref``, ``allowed_groups``). Markdown runbooks follow the upstream template: optional
+front matter, ``# Title``, then ``## Meaning`` / ``## Impact`` / ``## Diagnosis`` / ``## Mitigation``.
+
+Every record is upserted in its own savepoint through ``services.runbook_upsert``, so one bad record
+is reported with its file and line and the rest are still imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from markdown_it import MarkdownIt
+
+from runbooks.models import STEP_MAX_CHARS
+from runbooks.services import runbook_upsert
+
+STATUSES = ("created", "updated", "unchanged", "invalid")
+TITLE_MAX_CHARS = 120
+# First words that make a one-line step a shell command rather than prose.
+COMMAND_WORDS = frozenset(
+    "kubectl oc curl wget etcdctl promtool amtool helm docker crictl systemctl journalctl sudo cat ls df du "
+    "grep jq watch export ssh top free iostat vmstat ip ping dig nslookup openssl mount umount lsblk "
+    "smartctl mdadm ethtool ntpq chronyc timedatectl".split()
+)
+_CODE_HINT = re.compile(r"[{}\[\]|=]|\w\(")
+
+
+class ImportAborted(Exception):
+    """Raised inside the strict-mode transaction to roll back every record of the run."""
+
+
+@dataclass
+class RecordOutcome:
+    source: str
+    line: int
+    slug: str
+    status: str
+    error: str = ""
+
+    @property
+    def location(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+@dataclass
+class ImportReport:
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    rolled_back: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def invalid(self) -> list[RecordOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "invalid"]
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{self.count(status)} {status}" for status in STATUSES)
+        suffix = " (strict: rolled back, nothing imported)" if self.rolled_back else ""
+        return f"{counts}{suffix}"
+
+
+@dataclass
+class ParsedRecord:
+    source: str
+    line: int
+    slug: str
+    data: dict
+    allowed_groups: list[str] | None = None
+    error: str = ""
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+def is_command(text: str) -> bool:
+    """A step that was a fenced code block (multi-line) or reads like one shell/PromQL line."""
+    stripped = text.strip()
+    if not stripped:
+        return False
+    if "\n" in stripped or stripped.startswith("$ "):
+        return True
+    first = stripped.split()[0]
+    if first in COMMAND_WORDS:
+        return True
+    prose = stripped.endswith((".", ":", "?", "!")) or " the " in f" {stripped.lower()} "
+    return not prose and bool(_CODE_HINT.search(stripped)) and " " not in stripped.split("(")[0]
+
+
+def _short_title(text: str) -> str:
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0].strip()
+    if len(first) > TITLE_MAX_CHARS:
+        first = first[: TITLE_MAX_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return first
+
+
+def step_from_text(text: str) -> dict:
+    """Convert a plain-text step to {title, detail, command}."""
+    text = text.strip()[:STEP_MAX_CHARS]
+    if is_command(text):
+        command = text[2:] if text.startswith("$ ") else text
+        first_line = command.split("\n", 1)[0].strip()
+        return {"title": _short_title(f"Run {first_line}"), "detail": "", "command": command}
+    title = _short_title(text)
+    return {"title": title, "detail": "" if title == text else text, "command": ""}
+
+
+def normalise_steps(steps) -> list:
+    """Strings become step objects; objects are passed through (the model validates them)."""
+    if not isinstance(steps, list):
+        return steps
+    return [step_from_text(step) if isinstance(step, str) else step for step in steps]
+
+
+# --- JSON Lines -------------------------------------------------------------------------------
+
+_JSON_FIELDS = {
+    "description": "description",
+    "tags": "tags",
+    "body_markdown": "body_markdown",
+    "service": "service",
+    "category": "category",
+    "is_automated": "is_automated",
+    "automation_ref": "automation_ref",
+    "enabled": "enabled",
+}
+
+
+def record_from_json(obj, *, source: str, line: int) -> ParsedRecord:
+    if not isinstance(obj, dict):
+        return ParsedRecord(source, line, "", {}, error="a record must be a JSON object")
+    slug = obj.get("slug")
+    if not isinstance(slug, str) or not slug.strip():
+        return ParsedRecord(source, line, "", {}, error="'slug' is required")
+    name = obj.get("name") or obj.get("title")
+    if not isinstance(name, str) or not name.strip():
+        return ParsedRecord(source, line, slug, {}, error="'title' is required")
+    data: dict = {"name": name.strip(), "steps": normalise_steps(obj.get("steps", []))}
+    for key, target in _JSON_FIELDS.items():
+        if key in obj and obj[key] is not None:
+            data[target] = obj[key]
+    groups = obj.get("allowed_groups")
+    if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
+        return ParsedRecord(source, line, slug, data, error="'allowed_groups' must be a list of group names")
+    return ParsedRecord(source, line, slug.strip(), data, allowed_groups=groups)
+
+
+def read_jsonl(path: Path) -> Iterator[ParsedRecord]:
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                yield ParsedRecord(str(path), number, "", {}, error=f"invalid JSON: {exc.msg}")
+                continue
+            yield record_from_json(obj, source=str(path), line=number)
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+_markdown = MarkdownIt("commonmark")
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_LINK = re.compile(r"!?\[([^\]]*)\]\(([^)]*)\)")
+_INLINE = re.compile(r"[*_`]+")
+_NO_STEP_SECTIONS = {"meaning", "impact"}
+
+
+def _plain(text: str) -> str:
+    text = _LINK.sub(lambda m: m.group(1) or m.group(2), text)
+    return " ".join(_INLINE.sub("", text).split())
+
+
+def parse_markdown(text: str, *, slug: str, fallback_title: str) -> tuple[dict, dict]:
+    """(data for runbook_upsert, front matter) from one Markdown runbook."""
+    front: dict = {}
+    body = text
+    match = _FRONT_MATTER.match(text)
+    if match:
+        loaded = yaml.safe_load(match.group(1))
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError("front matter must be a mapping")
+        front = loaded or {}
+        body = text[match.end() :]
+    tokens = _markdown.parse(body)
+    title = ""
+    section = ""
+    first_paragraph = ""
+    meaning_paragraph = ""
+    steps: list[dict] = []
+    last_paragraph = ""
+    list_depth = 0
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.type == "heading_open":
+            heading = _plain(tokens[index + 1].content)
+            if token.tag == "h1" and not title:
+                title = heading
+            elif token.tag == "h2":
+                section = heading.lower()
+                last_paragraph = ""
+            index += 3
+            continue
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            list_depth += 1
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            list_depth -= 1
+        elif token.type == "inline" and tokens[index - 1].type == "paragraph_open":
+            content = _plain(token.content)
+            if content and not first_paragraph and not (content.startswith("image") and "http" in content):
+                first_paragraph = content
+            if section == "meaning" and not meaning_paragraph:
+                meaning_paragraph = content
+            if section and section not in _NO_STEP_SECTIONS and content:
+                if list_depth == 1:
+                    steps.append(step_from_text(content))
+                elif list_depth > 1 and steps:
+                    steps[-1]["detail"] = f"{steps[-1]['detail']}; {content}".strip("; ")[:STEP_MAX_CHARS]
+                else:
+                    last_paragraph = content
+        elif token.type in ("fence", "code_block") and section and section not in _NO_STEP_SECTIONS:
+            command = token.content.strip()[:STEP_MAX_CHARS]
+            if command:
+                lead = last_paragraph.rstrip(":")
+                steps.append(
+                    {
+                        "title": _short_title(lead) if lead else _short_title(f"Run {command.splitlines()[0]}"),
+                        "detail": "",
+                        "command": command,
+                    }
+                )
+                last_paragraph = ""
+        index += 1
+    name = str(front.get("name") or title or front.get("title") or fallback_title).strip()
+    tags = front.get("tags") or []
+    if not isinstance(tags, list):
+        tags = [str(tags)]
+    group = slug.split("/", 1)[0] if "/" in slug else ""
+    tags = list(dict.fromkeys([group, *map(str, tags)] if group else list(map(str, tags))))
+    data = {
+        "name": name,
+        "description": meaning_paragraph or first_paragraph,
+        "tags": tags,
+        "steps": steps,
+        "body_markdown": text,
+    }
+    for key in ("service", "category", "automation_ref"):
+        if key in front:
+            data[key] = str(front[key])
+    if "is_automated" in front:
+        data["is_automated"] = bool(front["is_automated"])
+    return data, front
+
+
+def _markdown_record(path: Path, default_slug: str) -> ParsedRecord:
+    try:
+        data, front = parse_markdown(path.read_text(encoding="utf-8"), slug=default_slug, fallback_title=path.stem)
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return ParsedRecord(str(path), 1, default_slug, {}, error=f"cannot parse: {exc}")
+    groups = front.get("allowed_groups")
+    if groups is not None and not isinstance(groups, list):
+        groups = [str(groups)]
+    return ParsedRecord(str(path), 1, str(front.get("slug") or default_slug), data, allowed_groups=groups)
+
+
+def read_markdown_dir(root: Path) -> Iterator[ParsedRecord]:
+    """Every ``*.md`` under ``root``; the slug is the relative path in lower case (``node/nodeclockskewdetected``)."""
+    for path in sorted(root.rglob("*.md")):
+        if path.name.startswith("_") or path.name.lower() == "readme.md":
+            continue
+        yield _markdown_record(path, "/".join(path.relative_to(root).with_suffix("").parts).lower())
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def read_sources(paths: Iterable[Path]) -> Iterator[ParsedRecord]:
+    for path in paths:
+        if path.is_dir():
+            yield from read_markdown_dir(path)
+        elif path.is_file() and path.suffix == ".md":
+            yield _markdown_record(path, path.stem.lower())
+        elif path.is_file():
+            yield from read_jsonl(path)
+        else:
+            yield ParsedRecord(str(path), 0, "", {}, error="no such file or directory")
+
+
+def _validation_message(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{key}: {' '.join(messages)}" for key, messages in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def runbooks_import(*, paths: Iterable[Path], strict: bool = False, on_record=None) -> ImportReport:
+    """Upsert every runbook found under ``paths``; with ``strict`` any invalid record rolls back all."""
+    report = ImportReport()
+    try:
+        with transaction.atomic():
+            for record in read_sources(paths):
+                outcome = RecordOutcome(record.source, record.line, record.slug, "invalid", record.error)
+                if not record.error:
+                    try:
+                        _, status = runbook_upsert(
+                            slug=record.slug, data=record.data, allowed_groups=record.allowed_groups
+                        )
+                        outcome.status = status
+                    except ValidationError as exc:
+                        outcome.error = _validation_message(exc)
+                report.outcomes.append(outcome)
+                if on_record:
+                    on_record(outcome)
+            if strict and report.invalid:
+                raise ImportAborted
+    except ImportAborted:
+        report.rolled_back = True
+    return report
