@@ -29,7 +29,13 @@ CORPUS = [
         "name": "DatabaseReplicationLagHigh",
         "description": "The database replica is far behind the primary; reads from it return stale data.",
         "tags": ["database", "replication", "lag"],
-        "steps": [{"title": "Check replica status", "detail": "", "command": "psql -c 'select now() - pg_last_xact_replay_timestamp()'"}],
+        "steps": [
+            {
+                "title": "Check replica status",
+                "detail": "",
+                "command": "psql -c 'select now() - pg_last_xact_replay_timestamp()'",
+            }
+        ],
     },
 ]
 

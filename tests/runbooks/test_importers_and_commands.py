@@ -1,0 +1,187 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from runbooks.importers import is_command, runbooks_import, step_from_text
+from runbooks.models import Runbook
+from runbooks.services import runbook_upsert
+from tests.runbooks.corpus import load_corpus
+
+pytestmark = pytest.mark.django_db
+
+UPSTREAM = {
+    "slug": "node/nodeclockskewdetected",
+    "title": "NodeClockSkewDetected",
+    "description": "Clock skew detected.",
+    "tags": ["node", "clock"],
+    "steps": ["Check the NTP daemon is running.", "timedatectl status", "kubectl get nodes\nNAME STATUS"],
+    "body_markdown": "# NodeClockSkewDetected\n",
+}
+OURS = {
+    "slug": "demo/restricted",
+    "title": "PaymentsQueueBacklog",
+    "description": "Payments queue is backing up.",
+    "tags": ["payments"],
+    "steps": [{"title": "Scale workers", "detail": "", "command": "kubectl scale deploy/w --replicas 5"}],
+    "service": "payments",
+    "category": "queue",
+    "is_automated": True,
+    "automation_ref": "scale-workers",
+    "allowed_groups": ["payments-oncall"],
+}
+MARKDOWN = """---
+title: Etcd Members Down
+tags: [etcd]
+---
+
+# etcdMembersDown
+
+## Meaning
+
+One or more **etcd** members are down.
+
+## Impact
+
+Quorum at risk.
+
+## Diagnosis
+
+- Check member health
+  - look at all endpoints
+- See the [docs](https://etcd.io)
+
+```shell
+etcdctl endpoint health
+```
+
+## Mitigation
+
+Restart the member:
+
+```
+systemctl restart etcd
+```
+"""
+
+
+def _write_jsonl(path, records):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n")
+    return path
+
+
+def test_string_steps_become_objects():
+    assert step_from_text("Check the NTP daemon is running.") == {
+        "title": "Check the NTP daemon is running.",
+        "detail": "",
+        "command": "",
+    }
+    assert step_from_text("$ kubectl get pods")["command"] == "kubectl get pods"
+    assert is_command("timedatectl status")
+    assert is_command('rate(alertmanager_notifications_total{integration="x"}[5m])')
+    assert not is_command("Make sure pods have enough resources (CPU, MEM) to work correctly.")
+
+
+def test_import_both_jsonl_formats_and_markdown_with_invalid_records(tmp_path):
+    jsonl = _write_jsonl(
+        tmp_path / "runbooks.jsonl",
+        [UPSTREAM, OURS, "{not json", {"title": "NoSlug"}, {"slug": "BAD SLUG", "title": "X"}],
+    )
+    md_dir = tmp_path / "md" / "etcd"
+    md_dir.mkdir(parents=True)
+    (md_dir / "etcdMembersDown.md").write_text(MARKDOWN)
+    report = runbooks_import(paths=[jsonl, tmp_path / "md"])
+    assert (report.count("created"), report.count("invalid")) == (3, 3)
+    assert [(o.line, o.status) for o in report.invalid] == [(3, "invalid"), (4, "invalid"), (5, "invalid")]
+    assert "slug" in report.invalid[2].error
+
+    upstream = Runbook.objects.get(slug="node/nodeclockskewdetected")
+    assert [bool(step["command"]) for step in upstream.steps] == [False, True, True]
+    ours = Runbook.objects.get(slug="demo/restricted")
+    assert ours.is_automated and ours.service == "payments"
+    assert list(ours.allowed_groups.values_list("name", flat=True)) == ["payments-oncall"]
+    etcd = Runbook.objects.get(slug="etcd/etcdmembersdown")
+    assert etcd.name == "etcdMembersDown"
+    assert etcd.description == "One or more etcd members are down."
+    assert [step["command"] for step in etcd.steps if step["command"]] == [
+        "etcdctl endpoint health",
+        "systemctl restart etcd",
+    ]
+    assert etcd.steps[0]["detail"] == "look at all endpoints"
+
+    again = runbooks_import(paths=[jsonl, tmp_path / "md"])
+    assert again.count("unchanged") == 3
+
+
+def test_import_command_reports_and_strict_rolls_back(tmp_path):
+    jsonl = _write_jsonl(tmp_path / "r.jsonl", [UPSTREAM, {"slug": "x/y"}])
+    out, err = StringIO(), StringIO()
+    call_command("import_runbooks", str(jsonl), stdout=out, stderr=err)
+    assert "1 created, 0 updated, 0 unchanged, 1 invalid" in out.getvalue()
+    assert f"{jsonl}:2" in err.getvalue()
+
+    Runbook.objects.all().delete()
+    with pytest.raises(CommandError):
+        call_command("import_runbooks", str(jsonl), "--strict", stdout=StringIO(), stderr=StringIO())
+    assert not Runbook.objects.exists()
+
+
+def test_generate_embeddings_is_incremental(django_capture_on_commit_callbacks):
+    load_corpus(django_capture_on_commit_callbacks)
+    out = StringIO()
+    call_command("generate_embeddings", stdout=out, stderr=StringIO())
+    assert "embedded 0 / unchanged 4 / failed 0" in out.getvalue()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        runbook_upsert(slug="t/podcrash", data={"description": "Containers restart over and over."})
+    Runbook.objects.filter(slug="t/diskfull").update(embedding_hash="")
+    out = StringIO()
+    call_command("generate_embeddings", stdout=out, stderr=StringIO())
+    assert "embedded 1 / unchanged 3 / failed 0" in out.getvalue()
+
+    out = StringIO()
+    call_command(
+        "generate_embeddings", "--force", "--slug", "t/podcrash", "--batch-size", "1", stdout=out, stderr=StringIO()
+    )
+    assert "embedded 1 / unchanged 0 / failed 0" in out.getvalue()
+
+
+def test_edit_changes_search_without_a_command(django_capture_on_commit_callbacks, staff_user):
+    from runbooks.selectors import runbook_search
+
+    load_corpus(django_capture_on_commit_callbacks)
+    before = Runbook.objects.get(slug="t/certexpiry").embedding_hash
+    with django_capture_on_commit_callbacks(execute=True):
+        runbook_upsert(
+            slug="t/certexpiry",
+            data={"name": "KafkaConsumerGroupLag", "description": "Kafka consumers fall behind the topic."},
+        )
+    assert Runbook.objects.get(slug="t/certexpiry").embedding_hash != before
+    outcome = runbook_search(query="kafka consumer group lag is growing", user=staff_user)
+    assert outcome.results[0].runbook.slug == "t/certexpiry"
+
+
+def test_search_runbooks_json_and_batch(django_capture_on_commit_callbacks, tmp_path, user):
+    load_corpus(django_capture_on_commit_callbacks, groups_for={"t/dbreplication": ["dba"]})
+    out = StringIO()
+    call_command("search_runbooks", "Pod is crash looping", "--json", stdout=out)
+    payload = json.loads(out.getvalue())
+    assert payload["results"][0]["slug"] == "t/podcrash"
+    assert payload["results"][0]["recommended"] is True
+
+    queries = _write_jsonl(
+        tmp_path / "q.jsonl",
+        [{"id": "a", "query": "Replication lag on the orders database replica"}, {"id": "b", "query": "  "}],
+    )
+    out = StringIO()
+    call_command("search_runbooks", "--queries", str(queries), "--user", user.username, stdout=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["id"] for line in lines] == ["a", "b"]
+    assert "t/dbreplication" not in [r["slug"] for r in lines[0]["results"]]
+    assert len(lines[0]["results"]) == 3
+    assert set(lines[0]["results"][0]) == {"slug", "title", "confidence", "recommended"}
+    assert lines[1]["results"] == [] and lines[1]["error"]
+
+    with pytest.raises(CommandError):
+        call_command("search_runbooks", "   ", stdout=StringIO())

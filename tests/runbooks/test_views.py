@@ -1,0 +1,78 @@
+import pytest
+from django.urls import reverse
+
+from runbooks.services import runbook_upsert
+from tests.factories import GroupFactory, RunbookFactory
+from tests.runbooks.corpus import load_corpus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def corpus(django_capture_on_commit_callbacks):
+    load_corpus(django_capture_on_commit_callbacks)
+
+
+def test_pages_require_login(client):
+    runbook = RunbookFactory()
+    for url in (reverse("runbooks:search"), reverse("runbooks:detail", args=[runbook.pk])):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert "login" in response["Location"]
+
+
+def test_search_page_full_and_htmx_partial(auth_client, corpus):
+    page = auth_client.get(reverse("runbooks:search"), {"q": "Pod is crash looping"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<html" in html and "PodCrashLooping" in html and "Recommended" in html and "crashloop" in html
+    assert "no executions yet" in html
+
+    partial = auth_client.get(reverse("runbooks:search"), {"q": "Pod is crash looping"}, headers={"HX-Request": "true"})
+    body = partial.content.decode()
+    assert "<html" not in body and 'id="results"' in body and "confidence" in body
+
+
+def test_search_page_without_query_shows_form(auth_client):
+    response = auth_client.get(reverse("runbooks:search"))
+    assert response.status_code == 200 and 'name="q"' in response.content.decode()
+
+
+def test_empty_query_is_a_400_with_message(auth_client):
+    response = auth_client.get(reverse("runbooks:search"), {"q": "   "}, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert "query is empty" in response.content.decode()
+
+
+def test_long_query_shows_notice(auth_client, corpus, settings):
+    settings.AIHELPER_MAX_QUERY_CHARS = 100
+    response = auth_client.get(reverse("runbooks:search"), {"q": "disk full " * 40})
+    assert "only its first 100 characters" in response.content.decode()
+
+
+def test_detail_renders_markdown_safely(auth_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        runbook, _ = runbook_upsert(
+            slug="t/xss",
+            data={
+                "name": "XssProbe",
+                "body_markdown": "# Heading\n\n<script>alert(1)</script>\n\n[x](javascript:alert(2)) "
+                '<img src=x onerror="alert(3)">\n\n**bold**',
+                "steps": [{"title": "<b>step</b>", "detail": "", "command": "echo '<script>'"}],
+            },
+        )
+    response = auth_client.get(reverse("runbooks:detail", args=[runbook.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<h1>Heading</h1>" in html and "<strong>bold</strong>" in html
+    assert "<script>alert" not in html and "javascript:" not in html and "<img" not in html
+    assert "&lt;b&gt;step&lt;/b&gt;" in html
+
+
+def test_restricted_runbook_detail_is_404(auth_client, user):
+    restricted = RunbookFactory(allowed_groups=[GroupFactory(name="secret")])
+    disabled = RunbookFactory(enabled=False)
+    assert auth_client.get(reverse("runbooks:detail", args=[restricted.pk])).status_code == 404
+    assert auth_client.get(reverse("runbooks:detail", args=[disabled.pk])).status_code == 404
+    user.groups.add(GroupFactory(name="secret"))
+    assert auth_client.get(reverse("runbooks:detail", args=[restricted.pk])).status_code == 200
