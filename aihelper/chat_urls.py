@@ -1,1 +1,18 @@
-urlpatterns = []
+from django.urls import path
+
+from aihelper import apis, views
+
+urlpatterns = [
+    path("chat/", views.chat_page, name="chat"),
+    path("chat/stream", views.chat_stream, name="chat_stream"),
+    path("chat/send", views.chat_send, name="chat_send"),
+    path("chat/sessions", views.chat_sessions, name="chat_sessions"),
+    path("chat/<uuid:session_id>/", views.chat_page, name="chat_session"),
+    path("api/ai-helper/query", apis.QueryApi.as_view(), name="api_ai_helper_query"),
+    path("api/ai-helper/sessions/", apis.SessionListApi.as_view(), name="api_ai_helper_sessions"),
+    path(
+        "api/ai-helper/sessions/<uuid:session_id>/messages/",
+        apis.SessionMessagesApi.as_view(),
+        name="api_ai_helper_session_messages",
+    ),
+]

@@ -1,0 +1,133 @@
+"""JSON API of the chat: one APIView per operation; each validates, calls one service, serializes."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aihelper.models import ChatSession
+from aihelper.selectors import chat_messages_display, chat_session_get, chat_session_list
+from aihelper.services import SessionNotFound, chat_answer
+from audit.models import EventSource
+from runbooks.selectors import InvalidQuery
+
+PAGE_CONTEXT_MAX_CHARS = 2000
+
+
+class PageContextSerializer(serializers.Serializer):
+    """Where the engineer asked from: the page path and, on a runbook page, its id."""
+
+    path = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    runbook_id = serializers.UUIDField(required=False, allow_null=True)
+    title = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("page_context must be an object, for example {\"path\": \"/runbooks/\"}.")
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown page_context keys: {', '.join(unknown)} (allowed: {', '.join(self.fields)})."
+            )
+        if len(json.dumps(data, default=str)) > PAGE_CONTEXT_MAX_CHARS:
+            raise serializers.ValidationError(f"page_context is larger than {PAGE_CONTEXT_MAX_CHARS} characters.")
+        value = super().to_internal_value(data)
+        if value.get("runbook_id") is not None:
+            value["runbook_id"] = str(value["runbook_id"])
+        return value
+
+
+class ChatQueryInputSerializer(serializers.Serializer):
+    message = serializers.CharField(trim_whitespace=True)
+    session_id = serializers.UUIDField(required=False, allow_null=True)
+    page_context = PageContextSerializer(required=False)
+
+    def validate_message(self, value: str) -> str:
+        limit = settings.AIHELPER_MAX_QUERY_CHARS
+        if len(value) > limit:
+            raise serializers.ValidationError(f"The message is too long: at most {limit} characters.")
+        return value
+
+
+class SolutionSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    type = serializers.CharField()
+    id = serializers.CharField()
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    confidence = serializers.FloatField()
+    success_rate = serializers.FloatField(allow_null=True)
+    url = serializers.CharField()
+    can_execute = serializers.BooleanField()
+
+
+class QueryApi(APIView):
+    InputSerializer = ChatQueryInputSerializer
+
+    class OutputSerializer(serializers.Serializer):
+        session_id = serializers.UUIDField(source="session.pk")
+        audit_log_id = serializers.UUIDField(source="audit_log.pk")
+        answer_markdown = serializers.CharField()
+        answer_html = serializers.CharField()
+        solutions = SolutionSerializer(many=True)
+        presentation_strategy = serializers.CharField()
+        degraded = serializers.BooleanField()
+        provider = serializers.CharField()
+
+    @extend_schema(request=ChatQueryInputSerializer, responses={200: OutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            answer = chat_answer(
+                user=request.user,
+                message=data["message"],
+                session_id=data.get("session_id"),
+                page_context=data.get("page_context"),
+                source=EventSource.DIRECT,
+            )
+        except SessionNotFound:
+            raise NotFound("No such chat session.") from None
+        except InvalidQuery as exc:
+            raise serializers.ValidationError({"message": [str(exc)]}) from None
+        return Response(self.OutputSerializer(answer).data, status=status.HTTP_200_OK)
+
+
+class SessionListApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = ChatSession
+            fields = ["id", "title", "created_at", "updated_at"]
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request):
+        return Response(self.OutputSerializer(chat_session_list(user=request.user), many=True).data)
+
+
+class SessionMessagesApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        role = serializers.CharField()
+        content = serializers.CharField()
+        html = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        audit_log_id = serializers.UUIDField(allow_null=True)
+        solutions = SolutionSerializer(many=True)
+        presentation_strategy = serializers.CharField()
+        degraded = serializers.BooleanField()
+        provider = serializers.CharField()
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request, session_id):
+        try:
+            session = chat_session_get(user=request.user, session_id=session_id)
+        except ChatSession.DoesNotExist:
+            raise NotFound("No such chat session.") from None
+        return Response(self.OutputSerializer(chat_messages_display(session=session), many=True).data)

@@ -1,0 +1,192 @@
+"""LLM providers behind one small Protocol, chosen by settings.LLM_PROVIDER.
+
+``stream(prompt)`` yields text deltas and ends with exactly one ``LLMReply`` (full text, usage,
+latency). Any provider failure is raised as ``LLMError`` with a short reason; the orchestrator
+turns it into the degraded, retrieval-only answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import anthropic
+from django.conf import settings
+
+from aihelper.prompts import Prompt, RunbookContext
+
+
+@dataclass(frozen=True)
+class LLMReply:
+    text: str
+    provider: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: int | None = None
+
+
+class LLMError(Exception):
+    """The provider could not produce an answer (after its retries). ``reason`` is for the audit log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LLMProvider(Protocol):
+    name: str
+    model: str
+
+    def stream(self, *, prompt: Prompt) -> Iterator[str | LLMReply]: ...
+
+
+# --- Offline: a deterministic answer from the runbooks themselves -----------------------------
+
+
+def _runbook_link(runbook: RunbookContext) -> str:
+    return f"[{runbook.title}](/runbooks/{runbook.id}/)"
+
+
+def _runbook_facts(runbook: RunbookContext) -> str:
+    facts = [f"confidence {runbook.confidence:.0%}"]
+    if runbook.success_rate is not None and runbook.success_samples:
+        facts.append(f"{runbook.success_rate:.0%} success over {runbook.success_samples} runs")
+    else:
+        facts.append("no recorded runs yet")
+    facts.append("you may execute it" if runbook.can_execute else "restricted: ask someone with access to run it")
+    return ", ".join(facts)
+
+
+def _first_steps(runbook: RunbookContext, count: int = 3) -> list[str]:
+    lines = []
+    for number, step in enumerate([s for s in runbook.steps if isinstance(s, dict)][:count], start=1):
+        line = f"{number}. {' '.join(str(step.get('title', '')).split())}"
+        command = " ".join(str(step.get("command") or "").split()).replace("`", "'")
+        if command:
+            line += f": `{command}`"
+        lines.append(line)
+    return lines
+
+
+def _why(runbook: RunbookContext) -> str:
+    description = " ".join(runbook.description.split())
+    return description if len(description) <= 240 else description[:239] + "…"
+
+
+def retrieval_answer(*, prompt: Prompt) -> str:
+    """The answer built from retrieval alone: the offline provider and the degraded mode both use it."""
+    runbooks = prompt.runbooks
+    if prompt.strategy == "no_solutions" or not runbooks:
+        return (
+            "**No matching runbook.** None of the runbooks you can see matches this problem closely enough "
+            "to recommend.\n\n"
+            "- Add the alert name, the affected service and the exact error message, then ask again.\n"
+            "- Search the runbook library directly if you know what you are looking for.\n"
+            "- If this is a new kind of incident, escalate to the owning team and consider writing a runbook "
+            "afterwards."
+        )
+    intro = {
+        "single_solution": "One runbook matches this problem:",
+        "primary_plus_one": "Start with the first runbook; the second is an alternative if it does not fit:",
+        "multiple_options": "Several runbooks match about equally well; compare them and pick the one that fits:",
+        "experimental_options": (
+            "**These matches are uncertain.** Check that a runbook really fits your situation before acting:"
+        ),
+    }.get(prompt.strategy, "These runbooks match:")
+    parts = [intro]
+    for runbook in runbooks:
+        label = ""
+        if prompt.strategy == "primary_plus_one":
+            label = "Recommended: " if runbook.rank == runbooks[0].rank else "Alternative: "
+        block = [f"### {label}{_runbook_link(runbook)}", f"*{_runbook_facts(runbook)}*"]
+        if _why(runbook):
+            block.append(f"Why it matches: {_why(runbook)}")
+        steps = _first_steps(runbook, count=3 if runbook.rank == runbooks[0].rank else 2)
+        if steps:
+            block.append("First steps:\n\n" + "\n".join(steps))
+        parts.append("\n\n".join(block))
+    parts.append("Open a runbook for every step; nothing has been executed.")
+    return "\n\n".join(parts)
+
+
+class OfflineProvider:
+    name = "offline"
+    model = ""
+
+    def stream(self, *, prompt: Prompt) -> Iterator[str | LLMReply]:
+        started = time.perf_counter()
+        text = retrieval_answer(prompt=prompt)
+        yield text
+        yield LLMReply(
+            text=text, provider=self.name, model=self.model, latency_ms=int((time.perf_counter() - started) * 1000)
+        )
+
+
+# --- Anthropic Messages API ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _anthropic_client(api_key: str, base_url: str | None, timeout: float, max_retries: int) -> anthropic.Anthropic:
+    # One client (and connection pool) per configuration, shared by every request of the process.
+    return anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self) -> None:
+        self.model = settings.ANTHROPIC_MODEL
+        self.max_tokens = settings.ANTHROPIC_MAX_TOKENS
+        self.timeout = settings.ANTHROPIC_TIMEOUT
+        self.client = _anthropic_client(
+            settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL, settings.ANTHROPIC_TIMEOUT,
+            settings.ANTHROPIC_MAX_RETRIES,
+        )
+
+    def stream(self, *, prompt: Prompt) -> Iterator[str | LLMReply]:
+        started = time.perf_counter()
+        # The SDK timeout bounds each read; this bounds a reply that trickles in forever.
+        deadline = time.monotonic() + self.timeout * 4
+        try:
+            with self.client.messages.stream(
+                model=self.model, max_tokens=self.max_tokens, system=prompt.system, messages=prompt.messages
+            ) as stream:
+                for text in stream.text_stream:
+                    if time.monotonic() > deadline:
+                        raise LLMError("timeout: the reply took too long")
+                    if text:
+                        yield text
+                message = stream.get_final_message()
+        except LLMError:
+            raise
+        except anthropic.APIStatusError as exc:
+            raise LLMError(f"http {exc.status_code}: {type(exc).__name__}") from exc
+        except anthropic.APITimeoutError as exc:
+            raise LLMError("timeout: no reply within the time limit") from exc
+        except anthropic.APIConnectionError as exc:
+            raise LLMError(f"connection error: {exc}") from exc
+        except (anthropic.AnthropicError, AssertionError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LLMError(f"malformed reply: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        text = "".join(block.text for block in (message.content or []) if getattr(block, "type", "") == "text")
+        if not text.strip():
+            raise LLMError("malformed reply: no text in the answer")
+        usage = getattr(message, "usage", None)
+        yield LLMReply(
+            text=text,
+            provider=self.name,
+            model=getattr(message, "model", "") or self.model,
+            input_tokens=getattr(usage, "input_tokens", None),
+            output_tokens=getattr(usage, "output_tokens", None),
+            latency_ms=int((time.perf_counter() - started) * 1000),
+        )
+
+
+def llm_provider_get() -> LLMProvider:
+    """``auto``: Anthropic when a key is set, else offline. ``anthropic`` without a key is offline too."""
+    if settings.LLM_PROVIDER == "offline" or not settings.ANTHROPIC_API_KEY:
+        return OfflineProvider()
+    return AnthropicProvider()

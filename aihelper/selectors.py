@@ -1,0 +1,88 @@
+"""Reads for the chat: a user's sessions, the history sent to the LLM, the conversation to display."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from aihelper.models import ChatMessage, ChatSession, MessageRole
+from aihelper.services.chat import answer_html
+
+HISTORY_MAX_MESSAGES = 40
+SESSIONS_MAX = 50
+
+
+def chat_session_list(*, user) -> QuerySet[ChatSession]:
+    """The user's own sessions, most recently active first."""
+    return ChatSession.objects.filter(user=user).order_by("-updated_at")[:SESSIONS_MAX]
+
+
+def chat_session_get(*, user, session_id: uuid.UUID | str) -> ChatSession:
+    """The session if it belongs to ``user``; raises ChatSession.DoesNotExist otherwise (-> 404)."""
+    return ChatSession.objects.get(pk=session_id, user=user)
+
+
+def chat_history(*, session: ChatSession | None) -> list[tuple[str, str]]:
+    """The last messages of the session as (role, markdown), oldest first, for the prompt."""
+    if session is None:
+        return []
+    rows = list(
+        ChatMessage.objects.filter(session=session)
+        .order_by("-created_at", "-id")
+        .values_list("role", "content")[:HISTORY_MAX_MESSAGES]
+    )
+    return rows[::-1]
+
+
+@dataclass
+class MessageView:
+    id: int
+    role: str
+    content: str
+    html: str
+    created_at: datetime
+    audit_log_id: uuid.UUID | None = None
+    solutions: list[dict] = field(default_factory=list)
+    presentation_strategy: str = ""
+    degraded: bool = False
+    provider: str = ""
+
+
+def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
+    """Every message of the session rendered as at answer time (links carry their rank); 1 query."""
+    views = []
+    for message in ChatMessage.objects.filter(session=session).select_related("audit_log").order_by("created_at", "id"):
+        audit_log = message.audit_log
+        if message.role != MessageRole.ASSISTANT or audit_log is None:
+            views.append(
+                MessageView(
+                    id=message.pk, role=message.role, content=message.content, html="",
+                    created_at=message.created_at, audit_log_id=message.audit_log_id,
+                )
+            )
+            continue
+        details = audit_log.ai_action_details or {}
+        solutions = list(details.get("solutions_presented", []))
+        html, _ = answer_html(
+            markdown=message.content,
+            ranks={solution["id"]: solution["rank"] for solution in solutions},
+            audit_log_id=audit_log.pk,
+        )
+        views.append(
+            MessageView(
+                id=message.pk,
+                role=message.role,
+                content=message.content,
+                html=html,
+                created_at=message.created_at,
+                audit_log_id=audit_log.pk,
+                solutions=solutions,
+                presentation_strategy=details.get("presentation_strategy", ""),
+                degraded=audit_log.degraded,
+                provider=audit_log.llm_provider,
+            )
+        )
+    return views

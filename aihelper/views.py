@@ -1,0 +1,158 @@
+"""Chat pages: the page itself (full or htmx partial), the streamed answer, a no-JS fallback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+
+from aihelper.apis import ChatQueryInputSerializer
+from aihelper.models import ChatSession
+from aihelper.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
+from aihelper.services import AnswerDelta, AnswerReset, ChatAnswer, SessionNotFound, chat_answer, chat_answer_stream
+from audit.models import EventSource
+
+logger = logging.getLogger(__name__)
+
+STREAM_SOURCES = {"chat_page": EventSource.CHAT_PAGE, "widget": EventSource.WIDGET}
+
+
+def _answer_view(answer: ChatAnswer) -> MessageView:
+    return MessageView(
+        id=0,
+        role="assistant",
+        content=answer.answer_markdown,
+        html=answer.answer_html,
+        created_at=answer.audit_log.created_at,
+        audit_log_id=answer.audit_log.pk,
+        solutions=answer.solutions,
+        presentation_strategy=answer.presentation_strategy,
+        degraded=answer.degraded,
+        provider=answer.provider,
+    )
+
+
+@login_required
+@require_GET
+def chat_page(request: HttpRequest, session_id=None) -> HttpResponse:
+    session = None
+    if session_id is not None:
+        try:
+            session = chat_session_get(user=request.user, session_id=session_id)
+        except ChatSession.DoesNotExist:
+            raise Http404("No such chat session.") from None
+    context = {
+        "chat_session": session,
+        "chat_messages": chat_messages_display(session=session) if session else [],
+        "sessions": chat_session_list(user=request.user),
+    }
+    if request.htmx:
+        return render(request, "aihelper/chat.html#conversation", context)
+    return render(request, "aihelper/chat.html", context)
+
+
+@login_required
+@require_GET
+def chat_sessions(request: HttpRequest) -> HttpResponse:
+    context = {"sessions": chat_session_list(user=request.user), "current_id": request.GET.get("current", "")}
+    return render(request, "aihelper/chat.html#session-list", context)
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
+    try:
+        for event in events:
+            if isinstance(event, AnswerDelta):
+                yield _sse("delta", {"text": event.text})
+            elif isinstance(event, AnswerReset):
+                yield _sse("reset", {"reason": "The AI model failed mid-answer; showing the runbook matches instead."})
+            elif isinstance(event, ChatAnswer):
+                html = render_to_string(
+                    "aihelper/messages.html#assistant-message", {"message": _answer_view(event)}, request=request
+                )
+                yield _sse(
+                    "done",
+                    {
+                        "session_id": str(event.session.pk),
+                        "session_url": f"/chat/{event.session.pk}/",
+                        "audit_log_id": str(event.audit_log.pk),
+                        "html": html,
+                        "degraded": event.degraded,
+                        "provider": event.provider,
+                        "presentation_strategy": event.presentation_strategy,
+                        "solutions": [
+                            {key: s[key] for key in ("rank", "id", "title", "confidence", "can_execute", "url")}
+                            for s in event.solutions
+                        ],
+                    },
+                )
+    except Exception:  # noqa: BLE001 - the stream has started: report the failure as an event, not a 500
+        logger.exception("chat stream failed")
+        yield _sse("error", {"message": "Something went wrong while answering; nothing was saved. Try again."})
+
+
+@require_POST
+def chat_stream(request: HttpRequest) -> HttpResponse:
+    """POST JSON {message, session_id?, page_context?, source?} -> text/event-stream of
+    delta / reset / done / error events; ``done`` carries the sanitised answer HTML with its cards."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "not_authenticated", "detail": "Log in to use the chat."}, status=401)
+    try:
+        payload = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return JsonResponse({"error": "invalid", "detail": "The request body must be JSON."}, status=400)
+    if not isinstance(payload, dict):
+        return JsonResponse({"error": "invalid", "detail": "The request body must be a JSON object."}, status=400)
+    serializer = ChatQueryInputSerializer(data=payload)
+    if not serializer.is_valid():
+        return JsonResponse(
+            {"error": "invalid", "detail": "The request has invalid fields.", "fields": serializer.errors}, status=400
+        )
+    data = serializer.validated_data
+    try:
+        events = chat_answer_stream(
+            user=request.user,
+            message=data["message"],
+            session_id=data.get("session_id"),
+            page_context=data.get("page_context"),
+            source=STREAM_SOURCES.get(payload.get("source"), EventSource.CHAT_PAGE),
+        )
+    except SessionNotFound:
+        return JsonResponse({"error": "not_found", "detail": "No such chat session."}, status=404)
+    response = StreamingHttpResponse(_stream_events(request, events), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@login_required
+@require_POST
+def chat_send(request: HttpRequest) -> HttpResponse:
+    """The form's action without JavaScript: answer, then show the conversation."""
+    data = {"message": request.POST.get("message", "")}
+    if request.POST.get("session_id"):
+        data["session_id"] = request.POST["session_id"]
+    serializer = ChatQueryInputSerializer(data=data)
+    if not serializer.is_valid():
+        context = {"sessions": chat_session_list(user=request.user), "chat_session": None, "chat_messages": [],
+                   "form_errors": serializer.errors}
+        return render(request, "aihelper/chat.html", context, status=400)
+    try:
+        answer = chat_answer(
+            user=request.user,
+            message=serializer.validated_data["message"],
+            session_id=serializer.validated_data.get("session_id"),
+            source=EventSource.CHAT_PAGE,
+        )
+    except SessionNotFound:
+        raise Http404("No such chat session.") from None
+    return redirect("chat_session", session_id=answer.session.pk)

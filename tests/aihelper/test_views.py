@@ -1,0 +1,73 @@
+import json
+
+import pytest
+from django.test import Client
+
+from aihelper.models import ChatSession
+
+pytestmark = pytest.mark.django_db
+
+
+def _events(response) -> list[tuple[str, dict]]:
+    text = b"".join(response.streaming_content).decode()
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_chat_page_has_the_widget_and_a_csp(auth_client):
+    response = auth_client.get("/chat/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="agent-widget"' in html and "js/ai_chat.js" in html and "js/agent_widget.js" in html
+    assert 'for="chat-input"' in html
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "<script>" not in html and "style=" not in html and " onclick" not in html
+
+
+def test_chat_page_needs_login(client):
+    assert client.get("/chat/").status_code == 302
+
+
+def test_stream_sends_deltas_then_the_final_html(auth_client, user, library, recommend_all, offline):
+    response = auth_client.post("/chat/stream", {"message": "node disk is full", "source": "widget",
+                                                 "page_context": {"path": "/runbooks/"}},
+                                content_type="application/json")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/event-stream")
+    events = _events(response)
+    assert events[0][0] == "delta"
+    name, done = events[-1]
+    assert name == "done"
+    assert f'data-audit-log-id="{done["audit_log_id"]}"' in done["html"]
+    assert "runbook-card" in done["html"] and "Offline mode" in done["html"]
+    session = ChatSession.objects.get(pk=done["session_id"])
+    assert session.audit_logs.get().source == "widget"
+
+    page = auth_client.get(f"/chat/{session.pk}/").content.decode()
+    assert f'data-audit-log-id="{done["audit_log_id"]}"' in page
+    assert 'data-rank="1"' in page
+    partial = auth_client.get(f"/chat/{session.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert partial.lstrip().startswith('<section id="conversation"')
+
+
+def test_stream_errors_are_json(auth_client, other_user):
+    assert auth_client.post("/chat/stream", {"message": ""}, content_type="application/json").status_code == 400
+    assert auth_client.post("/chat/stream", "nope", content_type="application/json").status_code == 400
+    theirs = ChatSession.objects.create(user=other_user, title="x")
+    response = auth_client.post("/chat/stream", {"message": "hi", "session_id": str(theirs.pk)},
+                                content_type="application/json")
+    assert response.status_code == 404
+    assert auth_client.get(f"/chat/{theirs.pk}/").status_code == 404
+    anonymous = Client()
+    assert anonymous.post("/chat/stream", {"message": "hi"}, content_type="application/json").status_code == 401
+
+
+def test_no_js_form_posts_and_redirects(auth_client, library, recommend_all, offline):
+    response = auth_client.post("/chat/send", {"message": "node disk is full"})
+    assert response.status_code == 302
+    assert auth_client.get(response["Location"]).status_code == 200
+    assert auth_client.post("/chat/send", {"message": ""}).status_code == 400
