@@ -85,12 +85,26 @@ class RunbookInteractionEvent(models.Model):
     metadata = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
 
     class Meta:
+        # Created as a partitioned table by raw SQL in migration 0002 (state-only in Django), but
+        # managed so that test flushes truncate it.
         db_table = "runbook_interaction_events"
-        managed = False  # created as a partitioned table by migration 0002
         ordering = ["-event_timestamp"]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.runbook_id} @ {self.event_timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class EventIdClaim(models.Model):
+    """Global uniqueness of event ids across partitions; rows written only by a database trigger."""
+
+    event_id = models.UUIDField(primary_key=True)
+    event_timestamp = models.DateTimeField()
+
+    class Meta:
+        db_table = "runbook_interaction_event_ids"
+
+    def __str__(self) -> str:
+        return str(self.event_id)
 
 
 class InteractionEventRow(models.Model):

@@ -180,3 +180,185 @@ def event_partitions_drop_older_than(*, months: int) -> list[str]:
                 dropped.append(name)
         cursor.execute("DELETE FROM runbook_interaction_event_ids WHERE event_timestamp < %s", [cutoff])
     return sorted(dropped)
+
+
+# --- Click tracking and event ingestion ---------------------------------------------------
+
+USER_ACTIONS = ("clicked_link", "copied_command", "started_execution", "dismissed")
+SOLUTION_TYPES = ("runbook", "manual")
+# What a client action means in the event store (docs/tracking.md).
+ACTION_EVENT_TYPES = {
+    "clicked_link": EventType.CLICKED_LINK,
+    "copied_command": EventType.CLICKED_LINK,
+    "started_execution": EventType.STARTED_EXECUTION,
+    "dismissed": EventType.FEEDBACK_NEGATIVE,
+}
+# Event types a client may send to the ingestion endpoint; the server writes the others itself.
+CLIENT_EVENT_TYPES = (
+    EventType.CLICKED_LINK,
+    EventType.VIEWED_DETAIL,
+    EventType.FEEDBACK_POSITIVE,
+    EventType.FEEDBACK_NEGATIVE,
+)
+CLIENT_CLOCK_FUTURE_TOLERANCE = timezone.timedelta(minutes=5)
+CLIENT_CLOCK_PAST_TOLERANCE = timezone.timedelta(days=1)
+
+
+class TrackingRejected(Exception):
+    """The request is well-formed but contradicts what was stored (HTTP 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClickResult:
+    audit_log_id: uuid.UUID
+    event_id: uuid.UUID
+    click_count: int
+    rank: int | None
+    time_to_decision_seconds: float
+    duplicate: bool
+
+
+def click_record(
+    *,
+    user,
+    audit_log_id: uuid.UUID,
+    solution_id: str,
+    solution_type: str,
+    user_action: str,
+    client_rank: int | None = None,
+    event_id: uuid.UUID | None = None,
+    source: str = EventSource.DIRECT,
+) -> ClickResult:
+    """Append a click to the audit log and write its event, atomically.
+
+    The audit log row is locked (SELECT ... FOR UPDATE) for the read-append-write of the JSON, so
+    concurrent clicks serialise instead of overwriting each other. Raises AuditLog.DoesNotExist for
+    someone else's (or an unknown) audit log, TrackingRejected for contradictions.
+    """
+    from audit.selectors import audit_logs_for_user, presented_solution
+
+    event_id = event_id or uuid.uuid4()
+    with transaction.atomic():
+        audit_log = audit_logs_for_user(user).select_for_update().get(pk=audit_log_id)
+        modifications = audit_log.user_modifications or {}
+        clicks = list(modifications.get("clicks", []))
+        for click in clicks:
+            if click.get("event_id") == str(event_id):
+                return ClickResult(
+                    audit_log.pk, event_id, len(clicks), click.get("rank"), click["time_to_decision_seconds"], True
+                )
+        solution = presented_solution(audit_log, solution_id=solution_id, solution_type=solution_type)
+        if solution is None:
+            raise TrackingRejected(
+                "solution_chosen_id", f"{solution_type} {solution_id} was not presented in audit log {audit_log.pk}."
+            )
+        rank = solution.get("rank")
+        if client_rank is not None and client_rank != rank:
+            raise TrackingRejected(
+                "solution_chosen_rank", f"rank {client_rank} disagrees with the presented rank {rank}."
+            )
+        chosen_at = timezone.now()
+        time_to_decision = round(max(0.0, (chosen_at - audit_log.created_at).total_seconds()), 3)
+        click = {
+            "event_id": str(event_id),
+            "solution_chosen_id": str(solution_id),
+            "solution_chosen_type": solution_type,
+            "user_action": user_action,
+            "rank": rank,
+            "source": source,
+            "chosen_at": chosen_at.isoformat(),
+            "time_to_decision_seconds": time_to_decision,
+        }
+        clicks.append(click)
+        audit_log.user_modifications = {
+            **modifications,
+            "clicks": clicks,
+            "solution_chosen_id": str(solution_id),
+            "solution_chosen_type": solution_type,
+            "solution_chosen_rank": rank,
+            "user_action": user_action,
+            "chosen_at": click["chosen_at"],
+        }
+        audit_log.save(update_fields=["user_modifications"])
+        if solution_type == "runbook":
+            details = audit_log.ai_action_details
+            interaction_event_record(
+                event=EventInput(
+                    runbook_id=solution_id,
+                    event_type=ACTION_EVENT_TYPES[user_action],
+                    user_id=user.pk,
+                    session_id=audit_log.session_id,
+                    audit_log_id=audit_log.pk,
+                    rank=rank,
+                    source=source,
+                    event_id=event_id,
+                    experiment=details.get("experiment") or "",
+                    variant=details.get("variant") or "",
+                    metadata={"user_action": user_action},
+                ),
+                event_timestamp=chosen_at,
+            )
+    return ClickResult(audit_log.pk, event_id, len(clicks), rank, time_to_decision, False)
+
+
+def clamp_client_timestamp(value, *, now=None) -> tuple[object, bool]:
+    """Client clocks lie: keep timestamps within [now - 1 day, now + 5 min], flagging clamps."""
+    now = now or timezone.now()
+    if value is None:
+        return None, False
+    if value > now + CLIENT_CLOCK_FUTURE_TOLERANCE:
+        return now, True
+    if value < now - CLIENT_CLOCK_PAST_TOLERANCE:
+        return now - CLIENT_CLOCK_PAST_TOLERANCE, True
+    return value, False
+
+
+@dataclass
+class IngestReport:
+    accepted: list[str]
+    duplicates: list[str]
+    rejected: list[dict]
+
+
+def events_ingest(*, user, events: Sequence[dict], rejected: list[dict] | None = None) -> IngestReport:
+    """Store already-validated client events one by one; duplicates are acknowledged, not stored twice.
+
+    Each event is written in its own savepoint, so one bad event never loses the others.
+    ``events`` items carry ``index`` (position in the request) and the validated fields.
+    """
+    report = IngestReport(accepted=[], duplicates=[], rejected=list(rejected or []))
+    now = timezone.now()
+    for item in events:
+        client_timestamp, clamped = clamp_client_timestamp(item.get("client_timestamp"), now=now)
+        metadata = dict(item.get("metadata") or {})
+        if clamped:
+            metadata["client_timestamp_clamped"] = True
+            metadata["client_timestamp_original"] = item["client_timestamp"].isoformat()
+        try:
+            interaction_event_record(
+                event=EventInput(
+                    runbook_id=item["runbook_id"],
+                    event_type=item["event_type"],
+                    user_id=user.pk,
+                    session_id=item.get("session_id"),
+                    audit_log_id=item.get("audit_log_id"),
+                    rank=item.get("rank"),
+                    source=item.get("source") or EventSource.DIRECT,
+                    event_id=item["event_id"],
+                    client_timestamp=client_timestamp,
+                    experiment=item.get("experiment", ""),
+                    variant=item.get("variant", ""),
+                    page_context=item.get("page_context") or {},
+                    metadata=metadata,
+                )
+            )
+        except DuplicateEvent:
+            report.duplicates.append(str(item["event_id"]))
+            continue
+        report.accepted.append(str(item["event_id"]))
+    return report

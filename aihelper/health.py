@@ -1,0 +1,50 @@
+"""Health endpoints for load balancers: /healthz (process alive) and /readyz (dependencies)."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> dict:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cursor.fetchone()
+    except DatabaseError as exc:
+        return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}"}
+    if row is None:
+        return {"ok": False, "error": "pgvector extension is not installed (run migrate)"}
+    return {"ok": True, "pgvector": row[0], "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _check_embedder() -> dict:
+    from runbooks.embeddings import EmbeddingError, get_embedder
+
+    started = time.perf_counter()
+    try:
+        vector = get_embedder().embed_query("readiness probe")
+    except EmbeddingError as exc:
+        return {"ok": False, "error": str(exc)}
+    if len(vector) != get_embedder().dimensions:
+        return {"ok": False, "error": f"model returned {len(vector)} dimensions"}
+    return {"ok": True, "model": get_embedder().model_name, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+@require_GET
+@never_cache
+def readyz(request):
+    checks = {"database": _check_database(), "embedding_model": _check_embedder()}
+    ready = all(check["ok"] for check in checks.values())
+    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -1,0 +1,16 @@
+"""gunicorn settings for `make serve` (production mode); every value overridable by env."""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+accesslog = None  # the app logs one JSON line per request with its request id
+errorlog = "-"
+# Each worker loads the model itself (loaded on first use); preloading would share one
+# torch runtime across forks, which is not fork-safe.
+preload_app = False
