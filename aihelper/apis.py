@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from aihelper.models import ChatSession
 from aihelper.selectors import chat_messages_display, chat_session_get, chat_session_list
-from aihelper.services import SessionNotFound, chat_answer
+from aihelper.services.orchestrator import SessionNotFound, chat_answer
 from audit.models import EventSource
 from runbooks.selectors import InvalidQuery
 

@@ -15,7 +15,14 @@ from django.views.decorators.http import require_GET, require_POST
 from aihelper.apis import ChatQueryInputSerializer
 from aihelper.models import ChatSession
 from aihelper.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
-from aihelper.services import AnswerDelta, AnswerReset, ChatAnswer, SessionNotFound, chat_answer, chat_answer_stream
+from aihelper.services.orchestrator import (
+    AnswerDelta,
+    AnswerReset,
+    ChatAnswer,
+    SessionNotFound,
+    chat_answer,
+    chat_answer_stream,
+)
 from audit.models import EventSource
 
 logger = logging.getLogger(__name__)

@@ -1,12 +1,5 @@
-"""The chat app's facade: other apps and the views import from here."""
+"""Writes of the chat app. The entry point is ``aihelper.services.orchestrator.chat_answer(_stream)``;
+``aihelper.services.chat`` holds the pure helpers that render an answer (also used on reload).
 
-from aihelper.services.orchestrator import (
-    AnswerDelta,
-    AnswerReset,
-    ChatAnswer,
-    SessionNotFound,
-    chat_answer,
-    chat_answer_stream,
-)
-
-__all__ = ["AnswerDelta", "AnswerReset", "ChatAnswer", "SessionNotFound", "chat_answer", "chat_answer_stream"]
+Nothing is imported here so that selectors can use those helpers without an import cycle.
+"""

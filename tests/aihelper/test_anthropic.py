@@ -3,7 +3,7 @@
 import pytest
 
 from aihelper.prompts import SYSTEM_PROMPT
-from aihelper.services import chat_answer
+from aihelper.services.orchestrator import chat_answer
 from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

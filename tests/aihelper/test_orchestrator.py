@@ -2,7 +2,14 @@ import pytest
 
 from aihelper.llm import LLMError, LLMReply
 from aihelper.models import ChatMessage, ChatSession
-from aihelper.services import AnswerDelta, AnswerReset, ChatAnswer, SessionNotFound, chat_answer, chat_answer_stream
+from aihelper.services.orchestrator import (
+    AnswerDelta,
+    AnswerReset,
+    ChatAnswer,
+    SessionNotFound,
+    chat_answer,
+    chat_answer_stream,
+)
 from audit.models import AuditLog, EventType, RunbookInteractionEvent
 from tests.factories import GroupFactory, UserFactory
 
