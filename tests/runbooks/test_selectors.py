@@ -10,8 +10,8 @@ from runbooks.selectors import (
     visible_runbooks,
 )
 from runbooks.services import runbook_upsert
-from tests.runbooks.corpus import KNOWN_ANSWERS, load_corpus
 from tests.factories import GroupFactory, RunbookFactory
+from tests.runbooks.corpus import KNOWN_ANSWERS, load_corpus
 
 pytestmark = pytest.mark.django_db
 
