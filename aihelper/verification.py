@@ -1,0 +1,366 @@
+"""The checks behind ``manage.py verify_phase2``: each one asserts, each one can fail.
+
+Checks 3-7 speak HTTP through a ``Transport``: in-process (django.test.Client, the full middleware
+stack, inside a transaction that is rolled back so nothing is left behind) or against a running
+server (``--base-url``: real form login with CSRF, then the JSON API; what was created is removed
+afterwards through the database when it is reachable).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import secrets
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+class CheckFailed(Exception):
+    """The check ran and its subject is broken; the message says what was wrong."""
+
+
+@dataclass
+class CheckResult:
+    number: int
+    name: str
+    ok: bool
+    detail: str
+    ms: float
+
+
+@dataclass
+class Response:
+    status: int
+    text: str
+    url: str
+
+    def json(self) -> dict:
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            raise CheckFailed(f"expected JSON from {self.url}, got HTTP {self.status}: {self.text[:120]!r}") from None
+
+
+class InProcessTransport:
+    def __init__(self) -> None:
+        from django.test import Client
+
+        host = next((h for h in settings.ALLOWED_HOSTS if h not in ("*", "") and not h.startswith(".")), "localhost")
+        self.client = Client(enforce_csrf_checks=True, SERVER_NAME=host)
+        self.secure = bool(getattr(settings, "SECURE_SSL_REDIRECT", False))
+        self.label = "in-process"
+
+    def get(self, path: str) -> Response:
+        response = self.client.get(path, secure=self.secure)
+        return Response(response.status_code, response.content.decode(errors="replace"), path)
+
+    def post_form(self, path: str, data: dict) -> Response:
+        response = self.client.post(path, data, secure=self.secure)
+        return Response(response.status_code, response.content.decode(errors="replace"), path)
+
+    def post_json(self, path: str, body: dict) -> Response:
+        token = self.client.cookies.get(settings.CSRF_COOKIE_NAME)
+        headers = {"HTTP_X_CSRFTOKEN": token.value} if token else {}
+        response = self.client.post(
+            path, data=json.dumps(body), content_type="application/json", secure=self.secure, **headers
+        )
+        return Response(response.status_code, response.content.decode(errors="replace"), path)
+
+
+class HttpTransport:
+    """A browser-like client for a running deployment: cookie jar, CSRF header, no redirects followed."""
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), self._NoRedirect())
+        self.timeout = timeout
+        self.label = self.base_url
+
+    def _csrf(self) -> str | None:
+        return next((c.value for c in self.jar if c.name == settings.CSRF_COOKIE_NAME), None)
+
+    def _send(self, path: str, data: bytes | None, headers: dict) -> Response:
+        url = self.base_url + path
+        request = urllib.request.Request(url, data=data, headers={"Referer": url, **headers})  # noqa: S310 - http(s) only, checked by the command
+        try:
+            with self.opener.open(request, timeout=self.timeout) as response:
+                return Response(response.status, response.read().decode(errors="replace"), url)
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, exc.read().decode(errors="replace"), url)
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise CheckFailed(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+
+    def get(self, path: str) -> Response:
+        return self._send(path, None, {})
+
+    def post_form(self, path: str, data: dict) -> Response:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self._csrf():
+            headers["X-CSRFToken"] = self._csrf()
+        return self._send(path, urllib.parse.urlencode(data).encode(), headers)
+
+    def post_json(self, path: str, body: dict) -> Response:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._csrf():
+            headers["X-CSRFToken"] = self._csrf()
+        return self._send(path, json.dumps(body).encode(), headers)
+
+
+@dataclass
+class VerifyState:
+    username: str = ""
+    password: str = ""
+    query: str = ""
+    expected_slug: str = ""
+    audit_log_id: str = ""
+    session_id: str = ""
+    solution: dict = field(default_factory=dict)
+    started_at: float = 0.0
+    created_audit_logs: list[str] = field(default_factory=list)
+    created_user_id: int | None = None
+
+
+def _login(transport, username: str, password: str) -> Response:
+    page = transport.get("/accounts/login/")
+    if page.status != 200:
+        raise CheckFailed(f"login page answered HTTP {page.status}")
+    match = CSRF_INPUT.search(page.text)
+    if not match:
+        raise CheckFailed("login page has no CSRF token")
+    return transport.post_form(
+        "/accounts/login/", {"csrfmiddlewaretoken": match.group(1), "username": username, "password": password}
+    )
+
+
+class Verifier:
+    def __init__(self, *, transport, username: str | None, password: str | None, query: str | None) -> None:
+        self.transport = transport
+        self.state = VerifyState(query=query or "")
+        self.given_credentials = (username, password) if username else None
+        self.results: list[CheckResult] = []
+
+    # -- checks -------------------------------------------------------------------------
+    def check_database(self) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('server_version')")
+            server = cursor.fetchone()[0]
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cursor.fetchone()
+        if row is None:
+            raise CheckFailed(f"PostgreSQL {server} is reachable but the vector extension is not installed")
+        plan = MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        if plan:
+            pending = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:5])
+            raise CheckFailed(f"{len(plan)} migrations not applied ({pending}); run manage.py migrate")
+        return f"PostgreSQL {server}, pgvector {row[0]}, migrations applied"
+
+    def check_embeddings(self) -> str:
+        from runbooks.admin import embedding_status
+        from runbooks.models import Runbook
+
+        runbooks = list(Runbook.objects.filter(enabled=True).order_by("slug"))
+        if not runbooks:
+            raise CheckFailed("no enabled runbooks: import some (manage.py import_runbooks or seed_demo)")
+        bad = [(runbook.slug, embedding_status(runbook)) for runbook in runbooks]
+        bad = [(slug, status) for slug, status in bad if status != "current"]
+        if bad:
+            listed = ", ".join(f"{slug} ({status})" for slug, status in bad[:8])
+            more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+            raise CheckFailed(f"{len(bad)} of {len(runbooks)} enabled runbooks lack a current embedding: "
+                              f"{listed}{more}; run manage.py generate_embeddings")
+        return f"{len(runbooks)} enabled runbooks embedded with the current model"
+
+    def check_login(self) -> str:
+        state = self.state
+        if self.given_credentials:
+            state.username, state.password = self.given_credentials
+        else:
+            user_model = get_user_model()
+            state.username = f"verify-{uuid.uuid4().hex[:10]}"
+            state.password = secrets.token_urlsafe(18)
+            user = user_model.objects.create_user(username=state.username, password=state.password)
+            state.created_user_id = user.pk
+        wrong = _login(self.transport, state.username, state.password + "-wrong")
+        if wrong.status != 200 or "didn't match" not in wrong.text:
+            raise CheckFailed(f"a wrong password was not refused (HTTP {wrong.status})")
+        right = _login(self.transport, state.username, state.password)
+        if right.status != 302:
+            raise CheckFailed(f"login as {state.username} failed (HTTP {right.status}, expected a redirect)")
+        return f"{state.username} logged in; wrong password refused"
+
+    def _pick_query(self) -> None:
+        if self.state.query:
+            return
+        from runbooks.models import Runbook
+
+        runbook = (
+            Runbook.objects.filter(enabled=True, allowed_groups__isnull=True, embedding__isnull=False)
+            .exclude(description="")
+            .order_by("slug")
+            .first()
+        )
+        if runbook is None:
+            raise CheckFailed("no unrestricted, embedded runbook to build a known query from; pass --query")
+        self.state.query = f"{runbook.name}: {runbook.description}"
+        self.state.expected_slug = runbook.slug
+
+    def check_search(self) -> str:
+        self._pick_query()
+        response = self.transport.post_json("/api/ai-helper/query", {"message": self.state.query})
+        if response.status != 200:
+            raise CheckFailed(f"query API answered HTTP {response.status}: {response.text[:200]}")
+        body = response.json()
+        solutions = body.get("solutions") or []
+        if not solutions:
+            raise CheckFailed(f"nothing recommended for {self.state.query[:60]!r} (strategy "
+                              f"{body.get('presentation_strategy')})")
+        if self.state.expected_slug and solutions[0].get("slug") != self.state.expected_slug:
+            raise CheckFailed(f"expected {self.state.expected_slug} at rank 1, got {solutions[0].get('slug')}")
+        self.state.audit_log_id = body.get("audit_log_id", "")
+        self.state.session_id = body.get("session_id", "")
+        self.state.solution = solutions[0]
+        self.state.created_audit_logs.append(self.state.audit_log_id)
+        return f"{solutions[0]['slug']} recommended at rank 1 (confidence {solutions[0]['confidence']:.2f})"
+
+    def check_chat(self) -> str:
+        from audit.models import AuditLog, RunbookInteractionEvent
+
+        if not self.state.audit_log_id:
+            raise CheckFailed("no answer to inspect (the search check failed)")
+        try:
+            audit_log = AuditLog.objects.get(pk=self.state.audit_log_id)
+        except (AuditLog.DoesNotExist, DatabaseError, ValueError):
+            raise CheckFailed(f"audit log {self.state.audit_log_id} not found in the database") from None
+        details = audit_log.ai_action_details
+        presented = details.get("solutions_presented") or []
+        ranks = [solution.get("rank") for solution in presented]
+        if not presented or ranks != list(range(1, len(presented) + 1)):
+            raise CheckFailed(f"solutions_presented ranks are {ranks}, expected 1..n")
+        if not details.get("presentation_strategy"):
+            raise CheckFailed("audit log has no presentation_strategy")
+        events = RunbookInteractionEvent.objects.filter(audit_log_id=audit_log.pk, event_type="presented").count()
+        runbooks = sum(1 for solution in presented if solution.get("type") == "runbook")
+        if events != runbooks:
+            raise CheckFailed(f"{events} presented events for {runbooks} presented runbooks")
+        return f"audit log with {len(presented)} ranked solutions, {details['presentation_strategy']}, {events} events"
+
+    def _click(self, body: dict) -> dict:
+        response = self.transport.post_json("/api/ai-helper/track-choice", body)
+        if response.status != 201:
+            raise CheckFailed(f"track-choice answered HTTP {response.status}: {response.text[:200]}")
+        return response.json()
+
+    def check_tracking(self) -> str:
+        from audit.models import AuditLog, RunbookInteractionEvent
+
+        solution = self.state.solution
+        if not solution:
+            raise CheckFailed("no presented solution to click (the search check failed)")
+        choice = {
+            "solution_chosen_id": solution["id"],
+            "solution_chosen_type": solution.get("type", "runbook"),
+            "user_action": "clicked_link",
+        }
+        first = self._click({"audit_log_id": self.state.audit_log_id, "choice_data": choice})
+        second = self._click({"session_id": self.state.session_id, "choice_data": choice})
+        if second.get("audit_log_id") != self.state.audit_log_id:
+            raise CheckFailed("session mode resolved a different audit log")
+        if (first.get("click_count"), second.get("click_count")) != (1, 2):
+            raise CheckFailed(f"click counts {first.get('click_count')}, {second.get('click_count')}: expected 1, 2")
+        clicks = AuditLog.objects.get(pk=self.state.audit_log_id).user_modifications.get("clicks", [])
+        if [click.get("event_id") for click in clicks] != [first["event_id"], second["event_id"]]:
+            raise CheckFailed("the second click overwrote the first")
+        events = RunbookInteractionEvent.objects.filter(
+            audit_log_id=self.state.audit_log_id, event_type="clicked_link"
+        ).count()
+        if events != 2:
+            raise CheckFailed(f"{events} clicked_link events, expected 2")
+        return "by audit_log_id and by session_id: 2 clicks appended, 2 events"
+
+    def check_analytics(self) -> str:
+        from analytics import facade
+
+        return facade.verify_click_visible(
+            username=self.state.username, audit_log_id=self.state.audit_log_id, since=self.state.started_at
+        )
+
+    # -- running --------------------------------------------------------------------------
+    CHECKS: tuple[tuple[str, str], ...] = (
+        ("database", "check_database"),
+        ("embeddings", "check_embeddings"),
+        ("login", "check_login"),
+        ("search", "check_search"),
+        ("chat", "check_chat"),
+        ("tracking", "check_tracking"),
+        ("analytics", "check_analytics"),
+    )
+
+    def run(self, on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+        self.state.started_at = time.time()
+        for number, (name, method) in enumerate(self.CHECKS, start=1):
+            started = time.perf_counter()
+            try:
+                detail, ok = getattr(self, method)(), True
+            except CheckFailed as exc:
+                detail, ok = str(exc), False
+            except Exception as exc:  # noqa: BLE001 - any crash is a failed check, reported, not a traceback
+                detail, ok = f"{exc.__class__.__name__}: {exc}", False
+                if connection.in_atomic_block and connection.needs_rollback:
+                    connection.needs_rollback = False
+            result = CheckResult(number, name, ok, detail, round((time.perf_counter() - started) * 1000, 1))
+            self.results.append(result)
+            if on_result:
+                on_result(result)
+        return self.results
+
+    def cleanup(self) -> None:
+        """Remove what an HTTP run created (in-process runs are rolled back instead)."""
+        from aihelper.models import ChatSession
+        from audit.models import AuditLog, EventIdClaim, RunbookInteractionEvent
+
+        ids = [audit_id for audit_id in self.state.created_audit_logs if audit_id]
+        with transaction.atomic():
+            if ids:
+                event_ids = list(
+                    RunbookInteractionEvent.objects.filter(audit_log_id__in=ids).values_list("event_id", flat=True)
+                )
+                RunbookInteractionEvent.objects.filter(audit_log_id__in=ids)._raw_delete(connection.alias)
+                EventIdClaim.objects.filter(event_id__in=event_ids).delete()
+                AuditLog.objects.filter(pk__in=ids).delete()
+            if self.state.session_id:
+                ChatSession.objects.filter(pk=self.state.session_id).delete()
+            if self.state.created_user_id:
+                get_user_model().objects.filter(pk=self.state.created_user_id).delete()
+
+
+def verify(*, base_url: str | None, username: str | None, password: str | None, query: str | None,
+           on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    if base_url:
+        verifier = Verifier(transport=HttpTransport(base_url), username=username, password=password, query=query)
+        try:
+            return verifier.run(on_result)
+        finally:
+            verifier.cleanup()
+    verifier = Verifier(transport=InProcessTransport(), username=username, password=password, query=query)
+    with transaction.atomic():
+        results = verifier.run(on_result)
+        transaction.set_rollback(True)
+    return results
