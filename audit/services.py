@@ -362,3 +362,51 @@ def events_ingest(*, user, events: Sequence[dict], rejected: list[dict] | None =
             continue
         report.accepted.append(str(item["event_id"]))
     return report
+
+
+def detail_view_record(*, user, runbook_id, audit_log_id=None, source: str = EventSource.DIRECT,
+                       window_seconds: int = 300) -> RunbookInteractionEvent | None:
+    """Record ``viewed_detail`` when a runbook page is opened from a recommendation.
+
+    Only for the user's own audit log that presented the runbook (rank taken from it); repeated
+    views of the same recommendation within ``window_seconds`` are not recorded again.
+    """
+    from audit.selectors import audit_logs_for_user, presented_solution
+
+    audit_log = audit_logs_for_user(user).filter(pk=audit_log_id).first() if audit_log_id else None
+    if audit_log is None:
+        return None
+    solution = presented_solution(audit_log, solution_id=str(runbook_id), solution_type="runbook")
+    if solution is None:
+        return None
+    since = timezone.now() - timezone.timedelta(seconds=window_seconds)
+    with transaction.atomic():
+        # One view per (user, recommendation, runbook) per window, even for concurrent requests.
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            lock_key = f"view:{user.pk}:{audit_log.pk}:{runbook_id}"
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key])
+        recent = RunbookInteractionEvent.objects.filter(
+            event_timestamp__gte=since,
+            event_type=EventType.VIEWED_DETAIL,
+            audit_log_id=audit_log.pk,
+            runbook_id=runbook_id,
+            user_id=user.pk,
+        ).exists()
+        if recent:
+            return None
+        details = audit_log.ai_action_details
+        return interaction_event_record(
+            event=EventInput(
+                runbook_id=runbook_id,
+                event_type=EventType.VIEWED_DETAIL,
+                user_id=user.pk,
+                session_id=audit_log.session_id,
+                audit_log_id=audit_log.pk,
+                rank=solution.get("rank"),
+                source=source if source in EventSource.values else EventSource.DIRECT,
+                experiment=details.get("experiment") or "",
+                variant=details.get("variant") or "",
+            )
+        )

@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from runbooks.services import executions_close_stale
+
+
+class Command(BaseCommand):
+    help = "Mark executions still in progress after N hours as abandoned (safe to re-run; schedule hourly)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than-hours",
+            type=float,
+            default=settings.EXECUTION_ABANDON_AFTER_HOURS,
+            help="default: EXECUTION_ABANDON_AFTER_HOURS (%(default)s)",
+        )
+
+    def handle(self, *args, older_than_hours, **options):
+        if older_than_hours <= 0:
+            raise CommandError("--older-than-hours must be positive.")
+        closed = executions_close_stale(older_than_hours=older_than_hours)
+        self.stdout.write(f"{closed} executions marked abandoned")
