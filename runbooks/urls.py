@@ -7,4 +7,8 @@ app_name = "runbooks"
 urlpatterns = [
     path("", views.search, name="search"),
     path("<uuid:pk>/", views.detail, name="detail"),
+    path("<uuid:pk>/executions/", views.execution_start_view, name="execution_start"),
+    path("executions/<uuid:pk>/", views.execution_detail, name="execution"),
+    path("executions/<uuid:pk>/steps/<int:index>/", views.execution_step, name="execution_step"),
+    path("executions/<uuid:pk>/finish/", views.execution_finish_view, name="execution_finish"),
 ]
