@@ -1,0 +1,616 @@
+"""Named SQL metrics (docs/analytics.md). The only raw SQL of the app: psycopg.sql + bound parameters.
+
+Facts every metric shares, so they agree with each other:
+
+- An audit log belongs to the range when ``start <= created_at < end``; filters (source, presentation
+  strategy, experiment, variant) apply to the audit log.
+- A *presentation* is a ``presented`` event of (audit log, runbook) — written with the audit log, at its
+  ``created_at``, for each recommended runbook, with its rank.
+- A *click* is the first ``clicked_link`` event of the same (audit log, runbook) at or after the
+  presentation and within ``ATTRIBUTION_WINDOW`` (24 h). Clicks come from the events table (not from
+  ``user_modifications``): it carries rank and time and is partitioned, so range predicates prune.
+- Visibility: ``visible_runbook_ids`` None means every runbook; otherwise presentations, clicks and
+  funnel events of other runbooks are ignored. Audit logs themselves are always counted, so a log
+  whose every solution is hidden counts as "no recommendation" for that reader.
+- Event scans are bounded by ``start <= event_timestamp < end + 24 h`` so only the partitions of the
+  range are read.
+- Rates with a zero denominator are ``None``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+from psycopg import sql
+
+ATTRIBUTION_WINDOW = dt.timedelta(hours=24)
+ABANDON_AFTER = dt.timedelta(minutes=30)
+FUNNEL_STEPS = ("presented", "clicked_link", "viewed_detail", "started_execution", "succeeded")
+
+
+@dataclass(frozen=True)
+class MetricFilter:
+    start: dt.datetime
+    end: dt.datetime  # exclusive
+    source: str | None = None
+    strategy: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    visible_runbook_ids: tuple[uuid.UUID, ...] | None = None  # None: every runbook
+
+    def params(self) -> dict:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "events_end": self.end + ATTRIBUTION_WINDOW,
+            "source": self.source,
+            "strategy": self.strategy,
+            "experiment": self.experiment,
+            "variant": self.variant,
+            "visible": list(self.visible_runbook_ids or ()),
+            "window": ATTRIBUTION_WINDOW,
+        }
+
+
+def _ratio(numerator, denominator) -> float | None:
+    return None if not denominator else numerator / denominator
+
+
+def _run(query: sql.Composable, params: dict) -> list[tuple]:
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection), params)
+        return cursor.fetchall()
+
+
+def _visible(alias: str, filters: MetricFilter) -> sql.Composable:
+    if filters.visible_runbook_ids is None:
+        return sql.SQL("")
+    return sql.SQL(" AND {}.runbook_id = ANY(%(visible)s::uuid[])").format(sql.Identifier(alias))
+
+
+def _logs_cte(filters: MetricFilter) -> sql.Composable:
+    clauses = [sql.SQL("a.created_at >= %(start)s"), sql.SQL("a.created_at < %(end)s")]
+    if filters.source:
+        clauses.append(sql.SQL("a.source = %(source)s"))
+    if filters.strategy:
+        clauses.append(sql.SQL("a.ai_action_details->>'presentation_strategy' = %(strategy)s"))
+    if filters.experiment:
+        clauses.append(sql.SQL("a.ai_action_details->>'experiment' = %(experiment)s"))
+    if filters.variant:
+        clauses.append(sql.SQL("a.ai_action_details->>'variant' = %(variant)s"))
+    return sql.SQL(
+        """logs AS (
+    SELECT a.id, a.created_at,
+           COALESCE(a.ai_action_details->>'presentation_strategy', '') AS strategy,
+           COALESCE(a.ai_action_details->>'experiment', '') AS experiment,
+           COALESCE(a.ai_action_details->>'variant', '') AS variant
+    FROM ai_helper_audit_logs a
+    WHERE {where}
+)"""
+    ).format(where=sql.SQL(" AND ").join(clauses))
+
+
+def _pairs_ctes(filters: MetricFilter) -> sql.Composable:
+    """logs, pairs: one row per (audit log, visible runbook) presentation with its first click."""
+    return sql.SQL(
+        """WITH {logs},
+presented AS (
+    SELECT e.audit_log_id, e.runbook_id, min(e.rank) AS rank, min(e.event_timestamp) AS presented_at
+    FROM runbook_interaction_events e
+    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(end)s
+      AND e.event_type = 'presented' AND e.audit_log_id IS NOT NULL{vis_p}
+    GROUP BY e.audit_log_id, e.runbook_id
+),
+clicked AS (
+    SELECT e.audit_log_id, e.runbook_id, e.event_timestamp
+    FROM runbook_interaction_events e
+    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(events_end)s
+      AND e.event_type = 'clicked_link' AND e.audit_log_id IS NOT NULL{vis_c}
+),
+pairs AS (
+    SELECT l.id AS audit_log_id, l.created_at, l.strategy, l.experiment, l.variant,
+           p.runbook_id, p.rank, p.presented_at, min(c.event_timestamp) AS first_click_at
+    FROM logs l JOIN presented p ON p.audit_log_id = l.id
+    LEFT JOIN clicked c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id
+     AND c.event_timestamp >= p.presented_at AND c.event_timestamp < p.presented_at + %(window)s
+    GROUP BY l.id, l.created_at, l.strategy, l.experiment, l.variant, p.runbook_id, p.rank, p.presented_at
+)"""
+    ).format(logs=_logs_cte(filters), vis_p=_visible("e", filters), vis_c=_visible("e", filters))
+
+
+def _per_log_ctes(filters: MetricFilter) -> sql.Composable:
+    """... per_log: one row per audit log in range (presented, first click time and rank, clicks)."""
+    return sql.Composed(
+        [
+            _pairs_ctes(filters),
+            sql.SQL(
+                """,
+per_log AS (
+    SELECT l.id, l.created_at, l.strategy, l.experiment, l.variant,
+           count(p.runbook_id) > 0 AS presented,
+           min(p.first_click_at) AS first_click_at,
+           (array_agg(p.rank ORDER BY p.first_click_at, p.rank)
+               FILTER (WHERE p.first_click_at IS NOT NULL))[1] AS first_click_rank,
+           count(p.first_click_at) AS clicked_runbooks
+    FROM logs l LEFT JOIN pairs p ON p.audit_log_id = l.id
+    GROUP BY l.id, l.created_at, l.strategy, l.experiment, l.variant
+)"""
+            ),
+        ]
+    )
+
+
+# --- Rates over audit logs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rates:
+    audit_logs: int
+    recommended: int  # audit logs with >= 1 solution presented
+    clicked: int  # recommended audit logs with >= 1 click
+    first_click_rank1: int
+    multi_clicked: int  # audit logs with >= 2 distinct clicked solutions
+    reciprocal_rank_sum: float
+    recommendation_rate: float | None
+    click_through_rate: float | None
+    first_choice_accuracy: float | None
+    mean_reciprocal_rank: float | None
+    multi_click_rate: float | None
+
+
+def rates(filters: MetricFilter) -> Rates:
+    """recommendation_rate, click_through_rate, first_choice_accuracy, mean_reciprocal_rank, multi_click_rate."""
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """
+SELECT count(*),
+       count(*) FILTER (WHERE presented),
+       count(*) FILTER (WHERE presented AND first_click_at IS NOT NULL),
+       count(*) FILTER (WHERE first_click_rank = 1),
+       count(*) FILTER (WHERE clicked_runbooks >= 2),
+       COALESCE(sum(1.0 / first_click_rank), 0)
+FROM per_log"""
+            ),
+        ]
+    )
+    logs, recommended, clicked, rank1, multi, rr_sum = _run(query, filters.params())[0]
+    rr_sum = float(rr_sum)
+    return Rates(
+        audit_logs=logs,
+        recommended=recommended,
+        clicked=clicked,
+        first_click_rank1=rank1,
+        multi_clicked=multi,
+        reciprocal_rank_sum=rr_sum,
+        recommendation_rate=_ratio(recommended, logs),
+        click_through_rate=_ratio(clicked, recommended),
+        first_choice_accuracy=_ratio(rank1, clicked),
+        mean_reciprocal_rank=_ratio(rr_sum, clicked),
+        multi_click_rate=_ratio(multi, clicked),
+    )
+
+
+@dataclass(frozen=True)
+class AbandonRate:
+    eligible: int  # recommended audit logs at least 30 minutes old
+    abandoned: int  # ... without a click within 30 minutes
+    abandon_rate: float | None
+
+
+def abandon_rate(filters: MetricFilter, *, now: dt.datetime) -> AbandonRate:
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """
+SELECT count(*),
+       count(*) FILTER (WHERE first_click_at IS NULL OR first_click_at >= created_at + %(abandon_after)s)
+FROM per_log
+WHERE presented AND created_at <= %(now)s - %(abandon_after)s"""
+            ),
+        ]
+    )
+    eligible, abandoned = _run(query, {**filters.params(), "now": now, "abandon_after": ABANDON_AFTER})[0]
+    return AbandonRate(eligible=eligible, abandoned=abandoned, abandon_rate=_ratio(abandoned, eligible))
+
+
+# --- Time to decision -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionTime:
+    strategy: str  # "" = overall
+    clicked: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+def time_to_decision(filters: MetricFilter) -> list[DecisionTime]:
+    """Seconds from the audit log's created_at to its first click: overall (strategy "") then per strategy."""
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """
+SELECT COALESCE(strategy, ''), count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_click_at - created_at)),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_click_at - created_at)),
+       GROUPING(strategy)
+FROM per_log
+WHERE first_click_at IS NOT NULL
+GROUP BY GROUPING SETS ((), (strategy))
+ORDER BY GROUPING(strategy) DESC, strategy"""
+            ),
+        ]
+    )
+    rows = _run(query, filters.params())
+    result = [
+        DecisionTime(
+            strategy="" if grouping else strategy,
+            clicked=count,
+            median_seconds=None if median is None else float(median),
+            p90_seconds=None if p90 is None else float(p90),
+        )
+        for strategy, count, median, p90, grouping in rows
+    ]
+    if not result or result[0].strategy != "":
+        result.insert(0, DecisionTime(strategy="", clicked=0, median_seconds=None, p90_seconds=None))
+    return result
+
+
+# --- Per runbook, per strategy, per rank, per variant -------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunbookRow:
+    runbook_id: uuid.UUID
+    slug: str
+    name: str
+    impressions: int
+    clicks: int
+    impression_ctr: float | None
+    mean_click_rank: float | None
+
+
+def top_runbooks(filters: MetricFilter, *, limit: int = 20) -> list[RunbookRow]:
+    """Per visible runbook: impressions (times presented), clicks (presentations clicked), CTR, mean click rank."""
+    query = sql.Composed(
+        [
+            _pairs_ctes(filters),
+            sql.SQL(
+                """
+SELECT r.id, r.slug, r.name, t.impressions, t.clicks, t.mean_click_rank
+FROM (
+    SELECT runbook_id, count(*) AS impressions, count(first_click_at) AS clicks,
+           avg(rank) FILTER (WHERE first_click_at IS NOT NULL) AS mean_click_rank
+    FROM pairs GROUP BY runbook_id
+) t JOIN runbooks r ON r.id = t.runbook_id
+ORDER BY t.impressions DESC, t.clicks DESC, r.slug
+LIMIT %(limit)s"""
+            ),
+        ]
+    )
+    return [
+        RunbookRow(
+            runbook_id=runbook_id,
+            slug=slug,
+            name=name,
+            impressions=impressions,
+            clicks=clicks,
+            impression_ctr=_ratio(clicks, impressions),
+            mean_click_rank=None if mean_rank is None else float(mean_rank),
+        )
+        for runbook_id, slug, name, impressions, clicks, mean_rank in _run(query, {**filters.params(), "limit": limit})
+    ]
+
+
+@dataclass(frozen=True)
+class StrategyRow:
+    strategy: str
+    audit_logs: int
+    recommended: int
+    clicked: int
+    click_through_rate: float | None
+
+
+def strategy_distribution(filters: MetricFilter) -> list[StrategyRow]:
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """
+SELECT strategy, count(*), count(*) FILTER (WHERE presented),
+       count(*) FILTER (WHERE presented AND first_click_at IS NOT NULL)
+FROM per_log GROUP BY strategy ORDER BY count(*) DESC, strategy"""
+            ),
+        ]
+    )
+    return [
+        StrategyRow(strategy, logs, recommended, clicked, _ratio(clicked, recommended))
+        for strategy, logs, recommended, clicked in _run(query, filters.params())
+    ]
+
+
+@dataclass(frozen=True)
+class RankRow:
+    rank: int
+    impressions: int
+    clicks: int
+    impression_ctr: float | None
+
+
+def click_rank_histogram(filters: MetricFilter) -> list[RankRow]:
+    """Per presented rank: presentations and clicked presentations."""
+    query = sql.Composed(
+        [
+            _pairs_ctes(filters),
+            sql.SQL("\nSELECT rank, count(*), count(first_click_at) FROM pairs GROUP BY rank ORDER BY rank"),
+        ]
+    )
+    return [
+        RankRow(rank, impressions, clicks, _ratio(clicks, impressions))
+        for rank, impressions, clicks in _run(query, filters.params())
+    ]
+
+
+@dataclass(frozen=True)
+class VariantCounts:
+    experiment: str
+    variant: str
+    audit_logs: int
+    recommended: int
+    clicked: int
+    first_click_rank1: int
+
+
+def experiment_variant_counts(filters: MetricFilter) -> list[VariantCounts]:
+    """Per (experiment, variant) of audit logs that carry one: the counts behind CTR and first-choice accuracy."""
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """
+SELECT experiment, variant, count(*), count(*) FILTER (WHERE presented),
+       count(*) FILTER (WHERE presented AND first_click_at IS NOT NULL),
+       count(*) FILTER (WHERE first_click_rank = 1)
+FROM per_log WHERE experiment <> ''
+GROUP BY experiment, variant ORDER BY experiment, variant"""
+            ),
+        ]
+    )
+    return [VariantCounts(*row) for row in _run(query, filters.params())]
+
+
+# --- Funnel -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    step: str
+    count: int
+    step_conversion: float | None  # from the previous step
+    overall_conversion: float | None  # from presented
+    median_seconds_from_previous: float | None
+
+
+def funnel(filters: MetricFilter) -> list[FunnelStep]:
+    """presented -> clicked_link -> viewed_detail -> started_execution -> succeeded per (audit log, runbook).
+
+    Each step is the first event of its type at or after the previous step and within 24 h of the
+    presentation; events of a step that come before the previous step do not count.
+    """
+    query = sql.Composed(
+        [
+            sql.SQL("WITH "),
+            _logs_cte(filters),
+            sql.SQL(
+                """,
+presented AS (
+    SELECT e.audit_log_id, e.runbook_id, min(e.event_timestamp) AS presented_at
+    FROM runbook_interaction_events e JOIN logs l ON l.id = e.audit_log_id
+    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(end)s AND e.event_type = 'presented'{vis_p}
+    GROUP BY e.audit_log_id, e.runbook_id
+),
+steps AS (
+    SELECT e.audit_log_id, e.runbook_id, e.event_type, e.event_timestamp
+    FROM runbook_interaction_events e
+    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(events_end)s
+      AND e.event_type IN ('clicked_link', 'viewed_detail', 'started_execution', 'succeeded')
+      AND e.audit_log_id IS NOT NULL{vis_s}
+),
+grouped AS (
+    SELECT p.audit_log_id, p.runbook_id, p.presented_at,
+           array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'clicked_link') AS clicks,
+           array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'viewed_detail') AS views,
+           array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'started_execution') AS starts,
+           array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'succeeded') AS successes
+    FROM presented p LEFT JOIN steps s
+      ON s.audit_log_id = p.audit_log_id AND s.runbook_id = p.runbook_id
+     AND s.event_timestamp >= p.presented_at AND s.event_timestamp < p.presented_at + %(window)s
+    GROUP BY p.audit_log_id, p.runbook_id, p.presented_at
+),
+chain AS (
+    SELECT g.presented_at, c.at AS clicked_at, v.at AS viewed_at, x.at AS started_at, y.at AS succeeded_at
+    FROM grouped g
+    CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.clicks) t WHERE t >= g.presented_at) c
+    CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.views) t WHERE t >= c.at) v
+    CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.starts) t WHERE t >= v.at) x
+    CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.successes) t WHERE t >= x.at) y
+)
+SELECT count(*), count(clicked_at), count(viewed_at), count(started_at), count(succeeded_at),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM clicked_at - presented_at)),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM viewed_at - clicked_at)),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - viewed_at)),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM succeeded_at - started_at))
+FROM chain"""
+            ).format(vis_p=_visible("e", filters), vis_s=_visible("e", filters)),
+        ]
+    )
+    row = _run(query, filters.params())[0]
+    counts, medians = row[:5], (None, *row[5:])
+    steps = []
+    for index, name in enumerate(FUNNEL_STEPS):
+        steps.append(
+            FunnelStep(
+                step=name,
+                count=counts[index],
+                step_conversion=None if index == 0 else _ratio(counts[index], counts[index - 1]),
+                overall_conversion=None if index == 0 else _ratio(counts[index], counts[0]),
+                median_seconds_from_previous=None if medians[index] is None else float(medians[index]),
+            )
+        )
+    return steps
+
+
+# --- Daily trend --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: dt.date
+    queries: int
+    recommendations: int
+    clicks: int  # recommended audit logs with >= 1 click
+    click_through_rate: float | None
+
+
+def daily_trend(filters: MetricFilter, *, tz_name: str | None = None) -> list[DayRow]:
+    """Per calendar day in settings.TIME_ZONE, every day of the range, days without data as zeros."""
+    tz_name = tz_name or settings.TIME_ZONE
+    zone = ZoneInfo(tz_name)
+    first_day = filters.start.astimezone(zone).date()
+    last_day = (filters.end - dt.timedelta(microseconds=1)).astimezone(zone).date()
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """,
+per_day AS (
+    SELECT (created_at AT TIME ZONE %(tz)s)::date AS day, count(*) AS queries,
+           count(*) FILTER (WHERE presented) AS recommendations,
+           count(*) FILTER (WHERE presented AND first_click_at IS NOT NULL) AS clicks
+    FROM per_log GROUP BY 1
+)
+SELECT d.day::date, COALESCE(p.queries, 0), COALESCE(p.recommendations, 0), COALESCE(p.clicks, 0)
+FROM generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') AS d(day)
+LEFT JOIN per_day p ON p.day = d.day::date
+ORDER BY d.day"""
+            ),
+        ]
+    )
+    params = {**filters.params(), "tz": tz_name, "first_day": first_day, "last_day": last_day}
+    return [
+        DayRow(day, queries, recommendations, clicks, _ratio(clicks, recommendations))
+        for day, queries, recommendations, clicks in _run(query, params)
+    ]
+
+
+# --- Learning from clicks (update_runbook_stats) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankCounts:
+    runbook_id: uuid.UUID
+    rank: int
+    impressions: int
+    clicks: int
+
+
+def _allowed_reader(alias: str) -> sql.Composable:
+    """The event's user may (still) see the runbook: unrestricted, superuser, or in an allowed group."""
+    return sql.SQL(
+        """(NOT EXISTS (SELECT 1 FROM runbooks_allowed_groups g WHERE g.runbook_id = {a}.runbook_id)
+       OR EXISTS (SELECT 1 FROM auth_user u WHERE u.id = {a}.user_id AND u.is_superuser)
+       OR EXISTS (SELECT 1 FROM runbooks_allowed_groups g JOIN auth_user_groups ug ON ug.group_id = g.group_id
+                  WHERE g.runbook_id = {a}.runbook_id AND ug.user_id = {a}.user_id))"""
+    ).format(a=sql.Identifier(alias))
+
+
+def feedback_rank_counts(*, since: dt.datetime, until: dt.datetime) -> list[RankCounts]:
+    """Per (runbook, presented rank): presentations and clicked presentations (click within 24 h),
+    only from users allowed to see the runbook."""
+    query = sql.SQL(
+        """
+WITH presented AS (
+    SELECT e.audit_log_id, e.runbook_id, min(e.rank) AS rank, min(e.event_timestamp) AS presented_at
+    FROM runbook_interaction_events e
+    WHERE e.event_timestamp >= %(since)s AND e.event_timestamp < %(until)s
+      AND e.event_type = 'presented' AND e.audit_log_id IS NOT NULL AND e.rank IS NOT NULL AND {allowed}
+    GROUP BY e.audit_log_id, e.runbook_id
+),
+clicked AS (
+    SELECT e.audit_log_id, e.runbook_id, min(e.event_timestamp) AS clicked_at
+    FROM runbook_interaction_events e
+    WHERE e.event_timestamp >= %(since)s AND e.event_timestamp < %(until_window)s
+      AND e.event_type = 'clicked_link' AND e.audit_log_id IS NOT NULL
+    GROUP BY e.audit_log_id, e.runbook_id
+)
+SELECT p.runbook_id, p.rank, count(*),
+       count(*) FILTER (WHERE c.clicked_at >= p.presented_at AND c.clicked_at < p.presented_at + %(window)s)
+FROM presented p LEFT JOIN clicked c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id
+GROUP BY p.runbook_id, p.rank ORDER BY p.runbook_id, p.rank"""
+    ).format(allowed=_allowed_reader("e"))
+    params = {"since": since, "until": until, "until_window": until + ATTRIBUTION_WINDOW, "window": ATTRIBUTION_WINDOW}
+    return [RankCounts(*row) for row in _run(query, params)]
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    runbook_id: uuid.UUID
+    succeeded: int
+    failed: int
+    last_interaction_at: dt.datetime | None
+
+
+def feedback_outcome_counts(*, since: dt.datetime, until: dt.datetime) -> list[OutcomeCounts]:
+    """Per runbook: finished executions (succeeded, failed) by allowed users, and the last time an
+    engineer clicked, viewed or ran it (any event but ``presented``)."""
+    query = sql.SQL(
+        """
+WITH outcomes AS (
+    SELECT x.runbook_id, count(*) FILTER (WHERE x.status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE x.status = 'failed') AS failed
+    FROM runbook_executions x
+    WHERE x.started_at >= %(since)s AND x.started_at < %(until)s AND x.status IN ('succeeded', 'failed')
+      AND {allowed_x}
+    GROUP BY x.runbook_id
+),
+seen AS (
+    SELECT e.runbook_id, max(e.event_timestamp) AS last_at
+    FROM runbook_interaction_events e
+    WHERE e.event_timestamp >= %(since)s AND e.event_timestamp < %(until)s AND e.event_type <> 'presented'
+    GROUP BY e.runbook_id
+)
+SELECT COALESCE(o.runbook_id, s.runbook_id), COALESCE(o.succeeded, 0), COALESCE(o.failed, 0), s.last_at
+FROM outcomes o FULL JOIN seen s ON s.runbook_id = o.runbook_id"""
+    ).format(allowed_x=_allowed_reader("x"))
+    return [OutcomeCounts(*row) for row in _run(query, {"since": since, "until": until})]
+
+
+def event_watermark() -> tuple[dt.datetime | None, int]:
+    """(latest event_timestamp, number of events): what update_runbook_stats has seen."""
+    return tuple(_run(sql.SQL("SELECT max(event_timestamp), count(*) FROM runbook_interaction_events"), {})[0])
+
+
+def execution_watermark() -> int:
+    return _run(sql.SQL("SELECT count(*) FROM runbook_executions WHERE status IN ('succeeded', 'failed')"), {})[0][0]
+
+
+def metric_filter(
+    *, start: dt.datetime, end: dt.datetime, visible_runbook_ids: Sequence[uuid.UUID] | None = None, **filters
+) -> MetricFilter:
+    return MetricFilter(
+        start=start,
+        end=end,
+        visible_runbook_ids=None if visible_runbook_ids is None else tuple(visible_runbook_ids),
+        **{key: value or None for key, value in filters.items()},
+    )
