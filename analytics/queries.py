@@ -58,7 +58,7 @@ class MetricFilter:
         }
 
 
-def _ratio(numerator, denominator) -> float | None:
+def ratio(numerator, denominator) -> float | None:
     return None if not denominator else numerator / denominator
 
 
@@ -191,11 +191,11 @@ FROM per_log"""
         first_click_rank1=rank1,
         multi_clicked=multi,
         reciprocal_rank_sum=rr_sum,
-        recommendation_rate=_ratio(recommended, logs),
-        click_through_rate=_ratio(clicked, recommended),
-        first_choice_accuracy=_ratio(rank1, clicked),
-        mean_reciprocal_rank=_ratio(rr_sum, clicked),
-        multi_click_rate=_ratio(multi, clicked),
+        recommendation_rate=ratio(recommended, logs),
+        click_through_rate=ratio(clicked, recommended),
+        first_choice_accuracy=ratio(rank1, clicked),
+        mean_reciprocal_rank=ratio(rr_sum, clicked),
+        multi_click_rate=ratio(multi, clicked),
     )
 
 
@@ -220,7 +220,7 @@ WHERE presented AND created_at <= %(now)s - %(abandon_after)s"""
         ]
     )
     eligible, abandoned = _run(query, {**filters.params(), "now": now, "abandon_after": ABANDON_AFTER})[0]
-    return AbandonRate(eligible=eligible, abandoned=abandoned, abandon_rate=_ratio(abandoned, eligible))
+    return AbandonRate(eligible=eligible, abandoned=abandoned, abandon_rate=ratio(abandoned, eligible))
 
 
 # --- Time to decision -------------------------------------------------------------------------
@@ -306,7 +306,7 @@ LIMIT %(limit)s"""
             name=name,
             impressions=impressions,
             clicks=clicks,
-            impression_ctr=_ratio(clicks, impressions),
+            impression_ctr=ratio(clicks, impressions),
             mean_click_rank=None if mean_rank is None else float(mean_rank),
         )
         for runbook_id, slug, name, impressions, clicks, mean_rank in _run(query, {**filters.params(), "limit": limit})
@@ -335,7 +335,7 @@ FROM per_log GROUP BY strategy ORDER BY count(*) DESC, strategy"""
         ]
     )
     return [
-        StrategyRow(strategy, logs, recommended, clicked, _ratio(clicked, recommended))
+        StrategyRow(strategy, logs, recommended, clicked, ratio(clicked, recommended))
         for strategy, logs, recommended, clicked in _run(query, filters.params())
     ]
 
@@ -357,7 +357,7 @@ def click_rank_histogram(filters: MetricFilter) -> list[RankRow]:
         ]
     )
     return [
-        RankRow(rank, impressions, clicks, _ratio(clicks, impressions))
+        RankRow(rank, impressions, clicks, ratio(clicks, impressions))
         for rank, impressions, clicks in _run(query, filters.params())
     ]
 
@@ -463,8 +463,8 @@ FROM chain"""
             FunnelStep(
                 step=name,
                 count=counts[index],
-                step_conversion=None if index == 0 else _ratio(counts[index], counts[index - 1]),
-                overall_conversion=None if index == 0 else _ratio(counts[index], counts[0]),
+                step_conversion=None if index == 0 else ratio(counts[index], counts[index - 1]),
+                overall_conversion=None if index == 0 else ratio(counts[index], counts[0]),
                 median_seconds_from_previous=None if medians[index] is None else float(medians[index]),
             )
         )
@@ -509,7 +509,7 @@ ORDER BY d.day"""
     )
     params = {**filters.params(), "tz": tz_name, "first_day": first_day, "last_day": last_day}
     return [
-        DayRow(day, queries, recommendations, clicks, _ratio(clicks, recommendations))
+        DayRow(day, queries, recommendations, clicks, ratio(clicks, recommendations))
         for day, queries, recommendations, clicks in _run(query, params)
     ]
 
