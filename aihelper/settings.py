@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "aihelper.schema.AutoSchema",
     "EXCEPTION_HANDLER": "aihelper.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "tracking": env_str("THROTTLE_TRACKING", "600/min"),

@@ -1,0 +1,92 @@
+"""Production mode: deploy checks, security headers, health endpoints, API schema."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.django_db
+
+
+def test_check_deploy_is_clean_in_production_settings():
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "HTTPS": "1",
+        "ALLOWED_HOSTS": "helper.example.com",
+        "CSRF_TRUSTED_ORIGINS": "https://helper.example.com",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_pages_carry_security_headers(auth_client):
+    response = auth_client.get("/runbooks/")
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Request-ID"]
+
+
+def test_request_id_is_echoed(client):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")
+    assert response["X-Request-ID"] == "abc-123"
+
+
+def test_healthz_is_json_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_pgvector_and_model(client):
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["checks"]["database"]["ok"] and body["checks"]["database"]["pgvector"]
+    assert body["checks"]["embedding_model"]["ok"]
+
+
+def test_readyz_is_503_when_the_model_cannot_load(client, monkeypatch):
+    from runbooks import embeddings
+
+    class Broken:
+        model_name = "broken"
+        dimensions = 384
+
+        def embed_query(self, text):
+            raise embeddings.EmbeddingError("Could not load the embedding model: file missing")
+
+    monkeypatch.setattr(embeddings, "_embedder", Broken())
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "file missing" in response.json()["checks"]["embedding_model"]["error"]
+
+
+def test_openapi_schema_describes_every_endpoint(auth_client):
+    response = auth_client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = response.json()
+    for path in ("/api/ai-helper/track-choice", "/api/ai-helper/events", "/api/ai-helper/query"):
+        assert path in schema["paths"], sorted(schema["paths"])
+    track = schema["paths"]["/api/ai-helper/track-choice"]["post"]["responses"]
+    assert {"201", "200", "400", "404", "409", "413", "422", "429"} <= set(track)
+    assert "TrackChoiceApiInput" in schema["components"]["schemas"]
+
+
+def test_interactive_docs_are_served_without_a_cdn(auth_client):
+    response = auth_client.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"cdn" not in response.content.lower()
