@@ -137,3 +137,64 @@ class StatsRun(models.Model):
 
     def __str__(self) -> str:
         return f"stats run {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class LogFact(models.Model):
+    """Rollup: one row per settled audit log (older than the 24 h click window), every runbook visible.
+
+    Written only by analytics_facts_refresh (raw SQL in analytics/queries.py); metrics read these for
+    settled logs and compute newer ones live, so results are the same either way.
+    """
+
+    audit_log_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    source = models.CharField(max_length=30)
+    strategy = models.CharField(max_length=40)
+    experiment = models.CharField(max_length=100)
+    variant = models.CharField(max_length=100)
+    presented = models.PositiveSmallIntegerField()
+    first_click_at = models.DateTimeField(null=True)
+    first_click_rank = models.PositiveSmallIntegerField(null=True)
+    clicked_runbooks = models.PositiveSmallIntegerField()
+
+    class Meta:
+        db_table = "analytics_log_facts"
+
+    def __str__(self) -> str:
+        return str(self.audit_log_id)
+
+
+class PairFact(models.Model):
+    """Rollup: one row per (settled audit log, presented runbook) with its funnel step times."""
+
+    audit_log_id = models.UUIDField()
+    runbook_id = models.UUIDField()
+    created_at = models.DateTimeField()
+    source = models.CharField(max_length=30)
+    strategy = models.CharField(max_length=40)
+    experiment = models.CharField(max_length=100)
+    variant = models.CharField(max_length=100)
+    rank = models.PositiveSmallIntegerField(null=True)
+    presented_at = models.DateTimeField()
+    clicked_at = models.DateTimeField(null=True)
+    viewed_at = models.DateTimeField(null=True)
+    started_at = models.DateTimeField(null=True)
+    succeeded_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "analytics_pair_facts"
+        constraints = [models.UniqueConstraint(fields=["audit_log_id", "runbook_id"], name="pair_facts_unique")]
+        indexes = [models.Index(name="pair_facts_created", fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.audit_log_id} {self.runbook_id}"
+
+
+class FactsState(models.Model):
+    """Single row: facts are complete for audit logs created before ``settled_before``."""
+
+    settled_before = models.DateTimeField(null=True)
+    refreshed_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"facts settled before {self.settled_before}"

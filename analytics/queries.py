@@ -43,11 +43,20 @@ class MetricFilter:
     experiment: str | None = None
     variant: str | None = None
     visible_runbook_ids: tuple[uuid.UUID, ...] | None = None  # None: every runbook
+    # Audit logs created before this are read from the facts tables (analytics_facts_refresh); None: none.
+    facts_before: dt.datetime | None = None
+
+    @property
+    def uses_facts(self) -> bool:
+        return self.facts_before is not None and self.facts_before > self.start
 
     def params(self) -> dict:
+        split = min(max(self.facts_before, self.start), self.end) if self.uses_facts else self.start
         return {
             "start": self.start,
             "end": self.end,
+            "facts_end": split,
+            "live_start": split,
             "events_end": self.end + ATTRIBUTION_WINDOW,
             "source": self.source,
             "strategy": self.strategy,
@@ -75,76 +84,145 @@ def _visible(alias: str, filters: MetricFilter) -> sql.Composable:
     return sql.SQL(" AND {}.runbook_id = ANY(%(visible)s::uuid[])").format(sql.Identifier(alias))
 
 
+def _filter_clauses(alias: str, filters: MetricFilter, *, facts: bool) -> list[sql.Composable]:
+    a = sql.Identifier(alias)
+    if facts:
+        clauses = [sql.SQL("{}.created_at >= %(start)s").format(a), sql.SQL("{}.created_at < %(facts_end)s").format(a)]
+        columns = {"source": "source", "strategy": "strategy", "experiment": "experiment", "variant": "variant"}
+        expressions = {key: sql.SQL("{}.{}").format(a, sql.Identifier(column)) for key, column in columns.items()}
+    else:
+        clauses = [sql.SQL("{}.created_at >= %(live_start)s").format(a), sql.SQL("{}.created_at < %(end)s").format(a)]
+        expressions = {"source": sql.SQL("{}.source").format(a)} | {
+            key: sql.SQL("{}.ai_action_details->>{}").format(a, sql.Literal(path))
+            for key, path in (
+                ("strategy", "presentation_strategy"),
+                ("experiment", "experiment"),
+                ("variant", "variant"),
+            )
+        }
+    for key in ("source", "strategy", "experiment", "variant"):
+        if getattr(filters, key):
+            clauses.append(sql.SQL("{} = {}").format(expressions[key], sql.Placeholder(key)))
+    return clauses
+
+
 def _logs_cte(filters: MetricFilter) -> sql.Composable:
-    clauses = [sql.SQL("a.created_at >= %(start)s"), sql.SQL("a.created_at < %(end)s")]
-    if filters.source:
-        clauses.append(sql.SQL("a.source = %(source)s"))
-    if filters.strategy:
-        clauses.append(sql.SQL("a.ai_action_details->>'presentation_strategy' = %(strategy)s"))
-    if filters.experiment:
-        clauses.append(sql.SQL("a.ai_action_details->>'experiment' = %(experiment)s"))
-    if filters.variant:
-        clauses.append(sql.SQL("a.ai_action_details->>'variant' = %(variant)s"))
+    """live_logs: audit logs of the range not yet in the facts tables (all of them without facts)."""
     return sql.SQL(
-        """logs AS (
-    SELECT a.id, a.created_at,
+        """live_logs AS (
+    SELECT a.id, a.created_at, a.source,
            COALESCE(a.ai_action_details->>'presentation_strategy', '') AS strategy,
            COALESCE(a.ai_action_details->>'experiment', '') AS experiment,
            COALESCE(a.ai_action_details->>'variant', '') AS variant
     FROM ai_helper_audit_logs a
     WHERE {where}
 )"""
-    ).format(where=sql.SQL(" AND ").join(clauses))
+    ).format(where=sql.SQL(" AND ").join(_filter_clauses("a", filters, facts=False)))
 
 
-def _pairs_ctes(filters: MetricFilter) -> sql.Composable:
-    """logs, pairs: one row per (audit log, visible runbook) presentation with its first click."""
+def _live_pairs_ctes(filters: MetricFilter) -> sql.Composable:
+    """live_logs, live_pairs: one row per (audit log, visible runbook) presentation with its first click."""
     return sql.SQL(
-        """WITH {logs},
-presented AS (
+        """{logs},
+live_presented AS (
     SELECT e.audit_log_id, e.runbook_id, min(e.rank) AS rank, min(e.event_timestamp) AS presented_at
     FROM runbook_interaction_events e
-    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(end)s
+    WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(end)s
       AND e.event_type = 'presented' AND e.audit_log_id IS NOT NULL{vis_p}
     GROUP BY e.audit_log_id, e.runbook_id
 ),
-clicked AS (
+live_clicked AS (
     SELECT e.audit_log_id, e.runbook_id, e.event_timestamp
     FROM runbook_interaction_events e
-    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(events_end)s
+    WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(events_end)s
       AND e.event_type = 'clicked_link' AND e.audit_log_id IS NOT NULL{vis_c}
 ),
-pairs AS (
-    SELECT l.id AS audit_log_id, l.created_at, l.strategy, l.experiment, l.variant,
+live_pairs AS (
+    SELECT l.id AS audit_log_id, l.created_at, l.source, l.strategy, l.experiment, l.variant,
            p.runbook_id, p.rank, p.presented_at, min(c.event_timestamp) AS first_click_at
-    FROM logs l JOIN presented p ON p.audit_log_id = l.id
-    LEFT JOIN clicked c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id
+    FROM live_logs l JOIN live_presented p ON p.audit_log_id = l.id
+    LEFT JOIN live_clicked c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id
      AND c.event_timestamp >= p.presented_at AND c.event_timestamp < p.presented_at + %(window)s
-    GROUP BY l.id, l.created_at, l.strategy, l.experiment, l.variant, p.runbook_id, p.rank, p.presented_at
+    GROUP BY l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant, p.runbook_id, p.rank, p.presented_at
 )"""
     ).format(logs=_logs_cte(filters), vis_p=_visible("e", filters), vis_c=_visible("e", filters))
 
 
+def _pairs_ctes(filters: MetricFilter) -> sql.Composable:
+    """WITH ... pairs: live pairs, plus the settled ones from analytics_pair_facts."""
+    parts = [
+        sql.SQL("WITH "),
+        _live_pairs_ctes(filters),
+        sql.SQL(
+            """,
+pairs AS (
+    SELECT audit_log_id, created_at, strategy, experiment, variant, runbook_id, rank, presented_at, first_click_at
+    FROM live_pairs"""
+        ),
+    ]
+    if filters.uses_facts:
+        parts.append(
+            sql.SQL(
+                """
+    UNION ALL
+    SELECT f.audit_log_id, f.created_at, f.strategy, f.experiment, f.variant, f.runbook_id, f.rank, f.presented_at,
+           f.clicked_at
+    FROM analytics_pair_facts f WHERE {where}{vis}"""
+            ).format(where=sql.SQL(" AND ").join(_filter_clauses("f", filters, facts=True)), vis=_visible("f", filters))
+        )
+    parts.append(sql.SQL("\n)"))
+    return sql.Composed(parts)
+
+
+_PER_LOG_AGGREGATES = """count(p.runbook_id) > 0 AS presented,
+           min(p.{click}) AS first_click_at,
+           (array_agg(p.rank ORDER BY p.{click}, p.rank) FILTER (WHERE p.{click} IS NOT NULL))[1] AS first_click_rank,
+           count(p.{click}) AS clicked_runbooks"""
+
+
 def _per_log_ctes(filters: MetricFilter) -> sql.Composable:
     """... per_log: one row per audit log in range (presented, first click time and rank, clicks)."""
-    return sql.Composed(
-        [
-            _pairs_ctes(filters),
-            sql.SQL(
-                """,
+    parts = [
+        _pairs_ctes(filters),
+        sql.SQL(
+            """,
 per_log AS (
     SELECT l.id, l.created_at, l.strategy, l.experiment, l.variant,
-           count(p.runbook_id) > 0 AS presented,
-           min(p.first_click_at) AS first_click_at,
-           (array_agg(p.rank ORDER BY p.first_click_at, p.rank)
-               FILTER (WHERE p.first_click_at IS NOT NULL))[1] AS first_click_rank,
-           count(p.first_click_at) AS clicked_runbooks
-    FROM logs l LEFT JOIN pairs p ON p.audit_log_id = l.id
-    GROUP BY l.id, l.created_at, l.strategy, l.experiment, l.variant
-)"""
-            ),
-        ]
-    )
+           {aggregates}
+    FROM live_logs l LEFT JOIN live_pairs p ON p.audit_log_id = l.id
+    GROUP BY l.id, l.created_at, l.strategy, l.experiment, l.variant"""
+        ).format(aggregates=sql.SQL(_PER_LOG_AGGREGATES.format(click="first_click_at"))),
+    ]
+    if filters.uses_facts and filters.visible_runbook_ids is None:
+        # Every runbook visible: the per-log columns were computed when the facts were written.
+        parts.append(
+            sql.SQL(
+                """
+    UNION ALL
+    SELECT g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant,
+           g.presented > 0, g.first_click_at, g.first_click_rank, g.clicked_runbooks
+    FROM analytics_log_facts g WHERE {where}"""
+            ).format(where=sql.SQL(" AND ").join(_filter_clauses("g", filters, facts=True)))
+        )
+    elif filters.uses_facts:
+        parts.append(
+            sql.SQL(
+                """
+    UNION ALL
+    SELECT g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant,
+           {aggregates}
+    FROM analytics_log_facts g
+    LEFT JOIN analytics_pair_facts p ON p.audit_log_id = g.audit_log_id{vis}
+    WHERE {where}
+    GROUP BY g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant"""
+            ).format(
+                aggregates=sql.SQL(_PER_LOG_AGGREGATES.format(click="clicked_at")),
+                vis=_visible("p", filters),
+                where=sql.SQL(" AND ").join(_filter_clauses("g", filters, facts=True)),
+            )
+        )
+    parts.append(sql.SQL("\n)"))
+    return sql.Composed(parts)
 
 
 # --- Rates over audit logs --------------------------------------------------------------------
@@ -402,28 +480,19 @@ class FunnelStep:
     median_seconds_from_previous: float | None
 
 
-def funnel(filters: MetricFilter) -> list[FunnelStep]:
-    """presented -> clicked_link -> viewed_detail -> started_execution -> succeeded per (audit log, runbook).
-
-    Each step is the first event of its type at or after the previous step and within 24 h of the
-    presentation; events of a step that come before the previous step do not count.
-    """
-    query = sql.Composed(
-        [
-            sql.SQL("WITH "),
-            _logs_cte(filters),
-            sql.SQL(
-                """,
-presented AS (
+def _live_chain_ctes(filters: MetricFilter, *, with_logs: bool = True) -> sql.Composable:
+    """[live_logs,] live_presented2, steps, grouped, live_chain: the funnel steps of live presentations."""
+    return sql.SQL(
+        """{logs}live_presented2 AS (
     SELECT e.audit_log_id, e.runbook_id, min(e.event_timestamp) AS presented_at
-    FROM runbook_interaction_events e JOIN logs l ON l.id = e.audit_log_id
-    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(end)s AND e.event_type = 'presented'{vis_p}
+    FROM runbook_interaction_events e JOIN live_logs l ON l.id = e.audit_log_id
+    WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(end)s AND e.event_type = 'presented'{vis_p}
     GROUP BY e.audit_log_id, e.runbook_id
 ),
 steps AS (
     SELECT e.audit_log_id, e.runbook_id, e.event_type, e.event_timestamp
     FROM runbook_interaction_events e
-    WHERE e.event_timestamp >= %(start)s AND e.event_timestamp < %(events_end)s
+    WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(events_end)s
       AND e.event_type IN ('clicked_link', 'viewed_detail', 'started_execution', 'succeeded')
       AND e.audit_log_id IS NOT NULL{vis_s}
 ),
@@ -433,18 +502,54 @@ grouped AS (
            array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'viewed_detail') AS views,
            array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'started_execution') AS starts,
            array_agg(s.event_timestamp) FILTER (WHERE s.event_type = 'succeeded') AS successes
-    FROM presented p LEFT JOIN steps s
+    FROM live_presented2 p LEFT JOIN steps s
       ON s.audit_log_id = p.audit_log_id AND s.runbook_id = p.runbook_id
      AND s.event_timestamp >= p.presented_at AND s.event_timestamp < p.presented_at + %(window)s
     GROUP BY p.audit_log_id, p.runbook_id, p.presented_at
 ),
-chain AS (
-    SELECT g.presented_at, c.at AS clicked_at, v.at AS viewed_at, x.at AS started_at, y.at AS succeeded_at
+live_chain AS (
+    SELECT g.audit_log_id, g.runbook_id, g.presented_at, c.at AS clicked_at, v.at AS viewed_at,
+           x.at AS started_at, y.at AS succeeded_at
     FROM grouped g
     CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.clicks) t WHERE t >= g.presented_at) c
     CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.views) t WHERE t >= c.at) v
     CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.starts) t WHERE t >= v.at) x
     CROSS JOIN LATERAL (SELECT min(t) AS at FROM unnest(g.successes) t WHERE t >= x.at) y
+)"""
+    ).format(
+        logs=sql.Composed([_logs_cte(filters), sql.SQL(",\n")]) if with_logs else sql.SQL(""),
+        vis_p=_visible("e", filters),
+        vis_s=_visible("e", filters),
+    )
+
+
+def funnel(filters: MetricFilter) -> list[FunnelStep]:
+    """presented -> clicked_link -> viewed_detail -> started_execution -> succeeded per (audit log, runbook).
+
+    Each step is the first event of its type at or after the previous step and within 24 h of the
+    presentation; events of a step that come before the previous step do not count.
+    """
+    chain = [
+        sql.SQL("WITH "),
+        _live_chain_ctes(filters),
+        sql.SQL(
+            ",\nchain AS (\n    SELECT presented_at, clicked_at, viewed_at, started_at, succeeded_at FROM live_chain"
+        ),
+    ]
+    if filters.uses_facts:
+        chain.append(
+            sql.SQL(
+                """
+    UNION ALL
+    SELECT f.presented_at, f.clicked_at, f.viewed_at, f.started_at, f.succeeded_at
+    FROM analytics_pair_facts f WHERE {where}{vis}"""
+            ).format(where=sql.SQL(" AND ").join(_filter_clauses("f", filters, facts=True)), vis=_visible("f", filters))
+        )
+    query = sql.Composed(
+        [
+            *chain,
+            sql.SQL(
+                """
 )
 SELECT count(*), count(clicked_at), count(viewed_at), count(started_at), count(succeeded_at),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM clicked_at - presented_at)),
@@ -452,7 +557,7 @@ SELECT count(*), count(clicked_at), count(viewed_at), count(started_at), count(s
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - viewed_at)),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM succeeded_at - started_at))
 FROM chain"""
-            ).format(vis_p=_visible("e", filters), vis_s=_visible("e", filters)),
+            ),
         ]
     )
     row = _run(query, filters.params())[0]
@@ -469,6 +574,64 @@ FROM chain"""
             )
         )
     return steps
+
+
+# --- Rollups: facts of settled audit logs ---------------------------------------------------------
+
+
+def facts_rebuild(*, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """(Re)write the facts of audit logs created in [start, end), all runbooks visible, in one statement
+    set; the caller runs it in a transaction. Only call for settled logs (end <= now - 24 h), whose
+    clicks and funnel steps can no longer change. Returns (log facts, pair facts) written."""
+    filters = MetricFilter(start=start, end=end)
+    params = filters.params()
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM analytics_pair_facts WHERE created_at >= %(start)s AND created_at < %(end)s", params
+        )
+        cursor.execute("DELETE FROM analytics_log_facts WHERE created_at >= %(start)s AND created_at < %(end)s", params)
+        logs = sql.Composed(
+            [
+                sql.SQL(
+                    "INSERT INTO analytics_log_facts (audit_log_id, created_at, source, strategy, experiment, variant,"
+                    " presented, first_click_at, first_click_rank, clicked_runbooks) "
+                ),
+                sql.SQL("WITH "),
+                _live_pairs_ctes(filters),
+                sql.SQL(
+                    """
+SELECT l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant,
+       count(p.runbook_id), min(p.first_click_at),
+       (array_agg(p.rank ORDER BY p.first_click_at, p.rank) FILTER (WHERE p.first_click_at IS NOT NULL))[1],
+       count(p.first_click_at)
+FROM live_logs l LEFT JOIN live_pairs p ON p.audit_log_id = l.id
+GROUP BY l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant"""
+                ),
+            ]
+        )
+        cursor.execute(logs.as_string(connection.connection), params)
+        log_rows = cursor.rowcount
+        pairs = sql.Composed(
+            [
+                sql.SQL(
+                    "INSERT INTO analytics_pair_facts (audit_log_id, runbook_id, created_at, source, strategy,"
+                    " experiment, variant, rank, presented_at, clicked_at, viewed_at, started_at, succeeded_at) "
+                ),
+                sql.SQL("WITH "),
+                _live_pairs_ctes(filters),
+                sql.SQL(",\n"),
+                _live_chain_ctes(filters, with_logs=False),
+                sql.SQL(
+                    """
+SELECT p.audit_log_id, p.runbook_id, p.created_at, p.source, p.strategy, p.experiment, p.variant, p.rank,
+       p.presented_at, p.first_click_at, c.viewed_at, c.started_at, c.succeeded_at
+FROM live_pairs p JOIN live_chain c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id"""
+                ),
+            ]
+        )
+        cursor.execute(pairs.as_string(connection.connection), params)
+        return log_rows, cursor.rowcount
 
 
 # --- Daily trend --------------------------------------------------------------------------------
@@ -605,12 +768,22 @@ def execution_watermark() -> int:
     return _run(sql.SQL("SELECT count(*) FROM runbook_executions WHERE status IN ('succeeded', 'failed')"), {})[0][0]
 
 
+def audit_log_first_created() -> dt.datetime | None:
+    return _run(sql.SQL("SELECT min(created_at) FROM ai_helper_audit_logs"), {})[0][0]
+
+
 def metric_filter(
-    *, start: dt.datetime, end: dt.datetime, visible_runbook_ids: Sequence[uuid.UUID] | None = None, **filters
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    visible_runbook_ids: Sequence[uuid.UUID] | None = None,
+    facts_before: dt.datetime | None = None,
+    **filters,
 ) -> MetricFilter:
     return MetricFilter(
         start=start,
         end=end,
         visible_runbook_ids=None if visible_runbook_ids is None else tuple(visible_runbook_ids),
+        facts_before=facts_before,
         **{key: value or None for key, value in filters.items()},
     )

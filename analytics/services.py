@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analytics import estimators, queries
-from analytics.models import Experiment, RunbookStats, StatsRun
+from analytics.models import Experiment, FactsState, RunbookStats, StatsRun
 
 # --- Time ranges -------------------------------------------------------------------------------
 
@@ -205,6 +205,55 @@ def _decision_text(test: estimators.SequentialResult) -> str:
     return f"{test.decision} than control (click-through)"
 
 
+# --- Rollups -------------------------------------------------------------------------------------
+
+# A log is settled when no click or funnel step can still be attributed to it (24 h window + margin).
+SETTLE_AFTER = queries.ATTRIBUTION_WINDOW + dt.timedelta(minutes=5)
+FACTS_CHUNK = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class FactsReport:
+    settled_before: dt.datetime | None
+    logs: int
+    pairs: int
+
+
+def analytics_facts_settled_before() -> dt.datetime | None:
+    return FactsState.objects.filter(pk=1).values_list("settled_before", flat=True).first()
+
+
+def analytics_facts_refresh(*, now: dt.datetime | None = None, progress=None) -> FactsReport:
+    """Append the facts of audit logs that settled since the last run, a week per transaction.
+
+    Incremental and resumable: each chunk commits together with the watermark, so a re-run (or a run
+    after a crash) continues where the last one stopped and never writes a log twice. Metrics read
+    facts before the watermark and compute newer logs live, so a stale watermark only costs speed.
+    """
+    say = progress or (lambda message: None)
+    target = (now or timezone.now()) - SETTLE_AFTER
+    state, _ = FactsState.objects.get_or_create(pk=1)
+    cursor = state.settled_before or queries.audit_log_first_created()
+    logs = pairs = 0
+    if cursor is None:
+        say("no audit logs yet")
+        return FactsReport(state.settled_before, 0, 0)
+    while cursor < target:
+        chunk_end = min(cursor + FACTS_CHUNK, target)
+        with transaction.atomic():
+            state = FactsState.objects.select_for_update().get(pk=1)
+            if state.settled_before and state.settled_before > cursor:
+                cursor = state.settled_before  # another run got here first
+                continue
+            written = queries.facts_rebuild(start=cursor, end=chunk_end)
+            state.settled_before, state.refreshed_at = chunk_end, timezone.now()
+            state.save()
+        logs, pairs = logs + written[0], pairs + written[1]
+        say(f"facts up to {chunk_end:%Y-%m-%d %H:%M}: {written[0]} logs, {written[1]} presentations")
+        cursor = chunk_end
+    return FactsReport(cursor, logs, pairs)
+
+
 # --- The dashboard --------------------------------------------------------------------------------
 
 
@@ -239,7 +288,13 @@ def analytics_dashboard(
 ) -> Dashboard:
     """Every metric for ``user`` (only runbooks they may see) over [start, end)."""
     options = {"source": source, "strategy": strategy, "experiment": experiment, "variant": variant}
-    filters = queries.metric_filter(start=start, end=end, visible_runbook_ids=visible_runbook_ids_for(user), **options)
+    filters = queries.metric_filter(
+        start=start,
+        end=end,
+        visible_runbook_ids=visible_runbook_ids_for(user),
+        facts_before=analytics_facts_settled_before(),
+        **options,
+    )
     return Dashboard(
         start=start,
         end=end,
