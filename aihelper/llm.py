@@ -48,7 +48,9 @@ class LLMProvider(Protocol):
 
 
 def _runbook_link(runbook: RunbookContext) -> str:
-    return f"[{runbook.title}](/runbooks/{runbook.id}/)"
+    # A bracket in a title must not end the link text early and turn the rest into another link.
+    title = runbook.title.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"[{title}](/runbooks/{runbook.id}/)"
 
 
 def _runbook_facts(runbook: RunbookContext) -> str:

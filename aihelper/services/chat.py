@@ -14,7 +14,7 @@ from aihelper.rendering import render_markdown
 
 # An inline Markdown link or image, and a reference definition; the URL is group "url".
 _INLINE_LINK = re.compile(
-    r"(?P<bang>!?)\[(?P<text>[^\]\n]*)\]\(\s*<?(?P<url>[^)\s>]*)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
+    r"(?<!\\)(?P<bang>!?)\[(?P<text>(?:\\.|[^\]\\\n])*)\]\(\s*<?(?P<url>[^)\s>]*)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
 )
 _AUTOLINK = re.compile(r"<(?P<url>[a-z][a-z0-9+.-]*:[^<>\s]*)>", re.IGNORECASE)
 _REFERENCE_DEF = re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]*<?(?P<url>\S+?)>?(?:[ \t]+.*)?$", re.MULTILINE)

@@ -88,3 +88,14 @@ def test_rendered_answer_is_inert():
     lowered = html.lower()
     assert "<script" not in lowered and "<img" not in lowered and "<iframe" not in lowered
     assert 'href="javascript' not in lowered
+
+
+def test_offline_link_text_cannot_inject_another_link():
+    evil = RunbookContext(rank=1, id=A, title=f"X](/runbooks/{C}/) [y", confidence=0.9, success_rate=None,
+                          success_samples=0, can_execute=True, description="d")
+    prompt = prompt_build(question="q", history=[], runbooks=[evil], strategy="single_solution")
+    filtered, removed = answer_links_filter(markdown=retrieval_answer(prompt=prompt), presented_ids={A})
+    html, _ = answer_html(markdown=filtered, ranks={A: 1}, audit_log_id="l")
+    assert removed == 0
+    assert C not in html.split(">X](")[0]
+    assert html.count('class="runbook-link"') == 1 and f"/runbooks/{A}/" in html
