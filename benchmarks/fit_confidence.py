@@ -26,13 +26,14 @@ def collect():
 
     config = SearchConfig.from_settings()
     base = visible_runbooks(operator_reader())
-    data = []
+    data, names = [], []
     for query in dev_queries():
         runbooks, candidates = runbook_candidates(text=query["query"], base=base, config=config, timings={})
         features = np.array([[c.semantic, c.keyword, c.title] for c in candidates])
         labels = np.array([int(runbooks[c.pk].slug == query["gold_slug"]) for c in candidates])
         data.append((features, labels, query["gold_slug"] is not None))
-    return data
+        names.append((query["id"], query["gold_slug"], [runbooks[c.pk].slug for c in candidates]))
+    return data, names
 
 
 def scores(features, weights):
@@ -92,12 +93,29 @@ def evaluate(data, folds=5, seed=0):
     )
 
 
+def print_misses(data, names, weights, model) -> None:
+    """In-sample failures of the final fit: a positive whose gold is not recommended, a negative that is."""
+    for (features, labels, positive), (query_id, gold, slugs) in zip(data, names, strict=True):
+        probability = model.predict_proba(calibration_features(features, weights))[:, 1]
+        order = np.argsort(-scores(features, weights))[:3]
+        recommended = [i for i in order if probability[i] >= 0.5]
+        if positive == any(labels[i] for i in recommended) and (positive or not recommended):
+            continue
+        top = ", ".join(
+            f"{slugs[i]} p={probability[i]:.2f} [sem {features[i, 0]:.2f} kw {features[i, 1]:.2f} "
+            f"title {features[i, 2]:.2f}]"
+            for i in order
+        )
+        print(f"miss {query_id} (gold {gold}): {top}")
+
+
 def main() -> None:
     django_setup("aihelper_bench")
     load_corpus()
-    data = collect()
+    data, names = collect()
     evaluate(data)
     weights, model = fit(data)
+    print_misses(data, names, weights, model)
     print(f'RANK_WEIGHTS = {{"semantic": 1.0, "keyword": {weights[0]}, "title": {weights[1]}}}')
     intercept, (score, gap) = float(model.intercept_[0]), model.coef_[0]
     print(f'CALIBRATION = {{"intercept": {intercept:.3f}, "score": {score:.3f}, "gap": {gap:.3f}}}')

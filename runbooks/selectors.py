@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.db import connection
+from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet
 from pgvector.django import CosineDistance
 
 from runbooks.embeddings import EmbeddingError, get_embedder
@@ -116,22 +117,78 @@ def smoothed_success(succeeded: int, finished: int, prior: float = 2.0) -> float
 
 
 _WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*", re.UNICODE)
+MAX_QUERY_WORDS = 64
+# A query word whose lexemes all occur in more than this many runbooks (planner statistics) is not
+# used to *find* keyword candidates: it matches a large share of a big corpus and ranking those
+# matches is what made the full-text leg slow. It still counts in the keyword score of the
+# candidates found. Below ~MAX_TERM_MATCHES runbooks nothing is ever dropped.
+MAX_TERM_MATCHES = 300
 
 
-def _keyword_query(text: str) -> SearchQuery | None:
-    """An OR of the query's words: alert text is long and no runbook contains every word.
+def query_words(text: str) -> list[str]:
+    """The query's distinct words, lower-cased, in order (at most MAX_QUERY_WORDS)."""
+    return list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:MAX_QUERY_WORDS]
 
-    Words are extracted by a regex and passed as plain terms, so tsquery operators, quotes,
+
+def _keyword_query(words: list[str]) -> SearchQuery | None:
+    """An OR of the words: alert text is long and no runbook contains every word.
+
+    Words come from a regex and are passed as plain terms, so tsquery operators, quotes,
     backslashes or SQL in the input are only ever text.
     """
-    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:64]
-    if not words:
-        return None
     query = None
     for word in words:
         term = SearchQuery(word, search_type="plain", config="english")
         query = term if query is None else query | term
     return query
+
+
+# Catalog read, so it cannot be an ORM query: pg_stats keeps, per tsvector column, the most common
+# lexemes and the share of rows holding each (refreshed by ANALYZE/autovacuum). A word is kept when
+# at least one of its lexemes is not common; stop words (no lexeme) are dropped. Missing statistics
+# (a fresh or tiny table) mean nothing is dropped. Constant SQL text; the words are bound parameters.
+_SELECTIVE_WORDS_SQL = """
+WITH common AS (
+    SELECT element.lexeme
+      FROM pg_stats AS stats
+     CROSS JOIN LATERAL unnest(stats.most_common_elems::text::text[], stats.most_common_elem_freqs)
+           AS element(lexeme, share)
+     WHERE stats.schemaname = current_schema() AND stats.tablename = 'runbooks' AND stats.attname = %s
+       AND element.lexeme IS NOT NULL
+       AND element.share * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'runbooks'::regclass) > %s
+)
+SELECT query.word
+  FROM unnest(%s::text[]) WITH ORDINALITY AS query(word, position)
+ WHERE EXISTS (
+        SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english', query.word))) AS lexeme
+         WHERE lexeme NOT IN (SELECT common.lexeme FROM common))
+ ORDER BY query.position
+"""
+
+
+def selective_words(
+    words: list[str], *, column: str = "search_title", max_matches: int = MAX_TERM_MATCHES
+) -> list[str]:
+    """The words worth matching on ``column`` (a tsvector column of runbooks): see _SELECTIVE_WORDS_SQL."""
+    if not words:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECTIVE_WORDS_SQL, [column, max_matches, words])
+        return [row[0] for row in cursor.fetchall()]
+
+
+class TitleVector(Expression):
+    """runbooks.search_title: title (as written, CamelCase split, slug) at weight A and tags at B.
+
+    Maintained by a trigger (migration 0004) with its own GIN index; not a model field, so it is
+    read through this expression (always on the top-level runbooks table, which is all search uses).
+    """
+
+    output_field = SearchVectorField()
+
+    def as_sql(self, compiler, connection):
+        quote = connection.ops.quote_name
+        return f"{quote(Runbook._meta.db_table)}.{quote('search_title')}", []
 
 
 def presentation_strategy(confidences: list[float], config: SearchConfig) -> str:
@@ -169,16 +226,28 @@ def lexical_terms(text: str) -> set[str]:
     return {_stem(word) for word in words if word not in _STOPWORDS}
 
 
+def _term_matches(term: str, query_terms: set[str]) -> bool:
+    """Equal stems, or one a prefix (>= 3 letters) of the other: alert names abbreviate and the light
+    stemmer leaves doubled consonants ('Errs' ~ 'errors', 'Overcommit' ~ 'overcommitted')."""
+    if term in query_terms:
+        return True
+    return len(term) >= 3 and any(
+        len(word) >= 3 and (word.startswith(term) or term.startswith(word)) for word in query_terms
+    )
+
+
 def title_coverage(title: str, query_terms: set[str]) -> float:
     """Share of the title's words found in the query: alert titles name the alert's symptoms."""
     terms = lexical_terms(title)
-    return len(terms & query_terms) / len(terms) if terms else 0.0
+    return sum(_term_matches(term, query_terms) for term in terms) / len(terms) if terms else 0.0
 
 
 # Ranking and confidence. Fitted by benchmarks/fit_confidence.py on data/eval/alert_queries_dev.jsonl
 # (5-fold cross-validation for the choice, final fit on the whole dev split); see docs/retrieval.md.
-RANK_WEIGHTS = {"semantic": 1.0, "keyword": 0.1, "title": 0.4}
-CALIBRATION = {"intercept": -5.402, "score": 6.361, "gap": 16.613}
+# Refitted 2026-11-26 after the keyword feature became ts_rank on the stored vector (it had been
+# ts_rank over a re-parsed copy of its text) and title matching gained prefixes: CV gold rec. 0.909.
+RANK_WEIGHTS = {"semantic": 1.0, "keyword": 0.2, "title": 0.4}
+CALIBRATION = {"intercept": -6.037, "score": 6.331, "gap": 15.149}
 # Not fitted (the eval data has no executions): priors added on the logit scale, neutral without data.
 SUCCESS_LOGIT_WEIGHT = 2.0  # smoothed success rate 1.0 -> +1.0, 0.0 -> -1.0, no data (0.5) -> 0
 AUTOMATION_LOGIT_BONUS = 0.2
@@ -213,9 +282,13 @@ class Candidate:
 
 
 def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timings: dict) -> tuple[dict, list]:
-    """({pk: Runbook}, [Candidate]) from the vector (HNSW) and full-text legs; raises nothing on odd text.
+    """({pk: Runbook}, [Candidate]) from the vector (HNSW) and title full-text legs; raises nothing on odd text.
 
-    The embedding failing degrades to keyword-only search (the reason is in ``timings['degraded']``).
+    Candidates: the top ``config.candidates`` by cosine distance (HNSW) and the top ``config.candidates``
+    by ts_rank on the small title/tags vector, matched with the query's selective words only. The
+    keyword feature (ts_rank on the full document vector, all words) is then computed for that union
+    alone, so no query ranks thousands of rows. The embedding failing degrades to keyword-only search
+    (the reason is in ``timings['degraded']``); the full document vector then also finds candidates.
     """
     semantic: dict = {}
     started = time.perf_counter()
@@ -236,28 +309,37 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timin
         logger.warning("keyword-only search: %s", exc)
 
     started = time.perf_counter()
-    keyword: dict = {}
-    ts_query = _keyword_query(text)
-    if ts_query is not None:
-        rows = (
-            base.filter(search_vector=ts_query)
-            .annotate(score=SearchRank("search_vector", ts_query, normalization=32))
-            .order_by("-score")
-            .values_list("pk", "score")[: config.candidates]
+    words = query_words(text)
+    found: list = []
+    legs = [("search_title", TitleVector())] + ([] if semantic else [("search_vector", F("search_vector"))])
+    for column, document in legs:
+        match = _keyword_query(selective_words(words, column=column))
+        if match is None:
+            continue
+        found += (
+            base.alias(document=document)
+            .filter(document=match)
+            .annotate(match_rank=SearchRank(document, match, normalization=32))
+            .order_by("-match_rank", "pk")
+            .values_list("pk", flat=True)[: config.candidates]
         )
-        keyword = {pk: float(score) for pk, score in rows}
     timings["keyword_ms"] = round((time.perf_counter() - started) * 1000, 2)
 
     started = time.perf_counter()
-    ids = list(dict.fromkeys([*semantic, *keyword]))
-    runbooks = {runbook.pk: runbook for runbook in base.filter(pk__in=ids).defer("embedding", "search_vector")}
+    ids = list(dict.fromkeys([*semantic, *found]))
+    everything = _keyword_query(words)
+    rows = base.filter(pk__in=ids).defer("embedding", "search_vector")
+    if everything is not None:
+        rows = rows.annotate(keyword_rank=SearchRank(F("search_vector"), everything, normalization=32))
+    runbooks = {runbook.pk: runbook for runbook in rows}
+    keyword = {pk: float(getattr(runbook, "keyword_rank", 0.0) or 0.0) for pk, runbook in runbooks.items()}
     top_keyword = max(keyword.values(), default=0.0) or 1.0
     query_terms = lexical_terms(text)
     candidates = [
         Candidate(
             pk=pk,
             semantic=semantic.get(pk, 0.0),
-            keyword=keyword.get(pk, 0.0) / top_keyword,
+            keyword=keyword[pk] / top_keyword,
             title=title_coverage(runbooks[pk].name, query_terms),
         )
         for pk in ids
