@@ -127,7 +127,7 @@ def main() -> None:
         runbook_search(query="base " + question, user=user, limit=config.max_recommended, config=config)
         baseline.append((time.perf_counter() - started) * 1000)
 
-    totals, overheads, strategies = [], [], {}
+    totals, overheads, unembedded, strategies = [], [], [], {}
     splits = {key: [] for key in ("retrieval", "prompt", "llm", "render", "write")}
     inner = {key: [] for key in ("embed_ms", "vector_ms", "keyword_ms", "score_ms")}
     session_id = None
@@ -141,14 +141,16 @@ def main() -> None:
         for key in splits:
             splits[key].append(answer.timings_ms[key])
         overheads.append(totals[-1] - answer.timings_ms["retrieval"])
-        for key, value in answer.audit_log.ai_action_details["retrieval"]["timings_ms"].items():
+        retrieval_timings = answer.audit_log.ai_action_details["retrieval"]["timings_ms"]
+        for key, value in retrieval_timings.items():
             inner.setdefault(key, []).append(value)
+        unembedded.append(totals[-1] - retrieval_timings.get("embed_ms", 0.0))
         strategies[answer.presentation_strategy] = strategies.get(answer.presentation_strategy, 0) + 1
 
     rows = [("runbook_search alone (baseline)", baseline), ("chat answer, offline (total)", totals)]
     rows += [(f"  {key}", values) for key, values in splits.items()]
     rows += [(f"    retrieval: {key}", values) for key, values in inner.items() if values]
-    rows += [("everything but retrieval", overheads)]
+    rows += [("everything but retrieval", overheads), ("total without query embedding", unembedded)]
     print(f"\n{total_runbooks} runbooks, {len(totals)} answers (sessions of {TURNS_PER_SESSION} turns), "
           f"each question new (query embedding included)\n")
     print(f"| {'step':34} | {'p50 ms':>7} | {'p95 ms':>7} | {'mean ms':>7} |")
