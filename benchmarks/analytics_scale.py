@@ -244,7 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="50k audit logs / 250k events")
     parser.add_argument("--reload", action="store_true", help="regenerate even if the data is there")
-    parser.add_argument("--no-live", action="store_true", help="time the plain (no rollup) queries once only")
+    parser.add_argument("--no-live", action="store_true", help="time plain SQL once, not twice")
     args = parser.parse_args()
     n_logs, n_events = (50_000, 250_000) if args.small else (1_000_000, 5_000_000)
     django_setup()
@@ -303,7 +303,7 @@ def main() -> None:
         }.items():
             live = timed(lambda function=function, f=live_filter: function(f), repeat=1 if args.no_live else 2)[0]
             rollup = timed(lambda function=function, f=rollup_filter: function(f))[0]
-            rows.append((label, name, None if args.no_live else live, rollup, 1.0))
+            rows.append((label, name, live, rollup, 1.0))
         dash = timed(lambda start=start: analytics_dashboard(user=admin, start=start, end=now), repeat=2)[0]
         rows.append((label, "whole dashboard (superuser)", None, dash, 2.0))
         visible = len(visible_runbook_ids_for(restricted))
