@@ -127,7 +127,10 @@ def test_malicious_runbook_and_llm_answer_render_inert(live_server, login, runbo
     try:
         UserFactory(username="dave")
         page = login("dave")
-        _ask(page, "disk full cleanup")
+        with page.expect_response("**/chat/stream") as streamed:
+            _ask(page, "disk full cleanup")
+        body = streamed.value.text()
+        assert body.count("event: delta") >= 2 and "event: done" in body  # the SDK's stream, relayed
         _assert_inert(page)
         log = AuditLog.objects.get()
         assert log.llm_provider == "anthropic" and not log.degraded, log.error
