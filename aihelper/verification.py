@@ -135,6 +135,7 @@ class VerifyState:
     solution: dict = field(default_factory=dict)
     started_at: float = 0.0
     created_audit_logs: list[str] = field(default_factory=list)
+    analytics_before: tuple[int, int] | None = None
     created_user_id: int | None = None
 
 
@@ -260,7 +261,28 @@ class Verifier:
         runbooks = sum(1 for solution in presented if solution.get("type") == "runbook")
         if events != runbooks:
             raise CheckFailed(f"{events} presented events for {runbooks} presented runbooks")
+        self.state.analytics_before = self._analytics_counts()
         return f"audit log with {len(presented)} ranked solutions, {details['presentation_strategy']}, {events} events"
+
+    def _analytics_counts(self) -> tuple[int, int]:
+        """(recommended answers with a click, clicked presentations of the runbook) in the verification window."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from analytics.queries import MetricFilter, rates, top_runbooks
+        from audit.models import AuditLog
+
+        audit_log = AuditLog.objects.select_related("user").get(pk=self.state.audit_log_id)
+        filters = MetricFilter(
+            start=audit_log.created_at - dt.timedelta(seconds=1),
+            end=timezone.now() + dt.timedelta(minutes=1),
+            visible_runbook_ids=(self.state.solution["id"],),
+        )
+        runbook_clicks = sum(
+            row.clicks for row in top_runbooks(filters, limit=1000) if str(row.runbook_id) == self.state.solution["id"]
+        )
+        return rates(filters).clicked, runbook_clicks
 
     def _click(self, body: dict) -> dict:
         response = self.transport.post_json("/api/ai-helper/track-choice", body)
@@ -296,11 +318,19 @@ class Verifier:
         return "by audit_log_id and by session_id: 2 clicks appended, 2 events"
 
     def check_analytics(self) -> str:
-        from analytics import facade
-
-        return facade.verify_click_visible(
-            username=self.state.username, audit_log_id=self.state.audit_log_id, since=self.state.started_at
-        )
+        if self.state.analytics_before is None:
+            raise CheckFailed("no analytics baseline (an earlier check failed)")
+        clicked_before, runbook_clicks_before = self.state.analytics_before
+        clicked_after, runbook_clicks_after = self._analytics_counts()
+        if clicked_after != clicked_before + 1:
+            raise CheckFailed(f"click-through numerator went {clicked_before} -> {clicked_after}, expected +1")
+        # top_runbooks counts clicked presentations: two clicks on one answer are one.
+        if runbook_clicks_after != runbook_clicks_before + 1:
+            raise CheckFailed(
+                f"top_runbooks clicks for {self.state.solution['slug']} went {runbook_clicks_before} -> "
+                f"{runbook_clicks_after}, expected +1"
+            )
+        return f"click_through_rate and top_runbooks count the click on {self.state.solution['slug']}"
 
     # -- running --------------------------------------------------------------------------
     CHECKS: tuple[tuple[str, str], ...] = (

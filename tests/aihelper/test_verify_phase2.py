@@ -117,3 +117,20 @@ def test_http_mode_with_an_unreachable_server_fails(corpus, capsys):
     code, checks = _run(capsys, "--base-url", "http://127.0.0.1:9")
     assert code == 1
     assert "cannot reach" in checks["login"]["detail"]
+
+
+def test_lost_click_events_fail_tracking_and_analytics(corpus, capsys):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # Simulate an event store that silently loses clicks.
+        cursor.execute(
+            "CREATE FUNCTION lose_clicks() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.event_type = 'clicked_link' THEN RETURN NULL; END IF; RETURN NEW; END $$;"
+            " CREATE TRIGGER lose_clicks BEFORE INSERT ON runbook_interaction_events"
+            " FOR EACH ROW EXECUTE FUNCTION lose_clicks();"
+        )
+    code, checks = _run(capsys)
+    assert code == 1
+    assert checks["tracking"]["ok"] is False and "0 clicked_link events" in checks["tracking"]["detail"]
+    assert checks["analytics"]["ok"] is False
