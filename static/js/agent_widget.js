@@ -46,7 +46,9 @@
     if (!response.ok) {
       var body = null;
       try { body = await response.json(); } catch (e) { body = null; }
-      throw new Error(errorMessage(body, response.status));
+      var failure = new Error(errorMessage(body, response.status));
+      failure.status = response.status;
+      throw failure;
     }
     var reader = response.body.getReader();
     var decoder = new TextDecoder();
@@ -215,7 +217,14 @@
         input.value = "";
         status.textContent = done.degraded ? "Answered without the AI model (degraded mode)." : "Answered.";
       }, function (error) {
-        status.textContent = error.message;
+        if (error.status === 404) {
+          // The stored conversation is gone or belongs to someone else (another login in this tab).
+          sessionId = "";
+          window.sessionStorage.removeItem(STORAGE_KEY);
+          status.textContent = "That conversation is no longer available; send again to start a new one.";
+        } else {
+          status.textContent = error.message;
+        }
       }).finally(function () {
         input.disabled = false;
         form.removeAttribute("aria-busy");
