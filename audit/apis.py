@@ -122,11 +122,8 @@ class TrackChoiceApi(APIView):
         audit_log_id = data.get("audit_log_id")
         session_id = data.get("session_id")
         if audit_log_id is not None:
-            audit_log = audit_logs_for_user(request.user).filter(pk=audit_log_id).only("id", "session_id").first()
-            if audit_log is None:
-                raise Http404("No such audit log.")
-            if session_id is not None and audit_log.session_id != session_id:
-                return _unprocessable("session_id", "audit_log_id does not belong to this session_id.")
+            # Ownership and the session match are checked under the row lock by click_record.
+            target_id = audit_log_id
         else:
             if not ChatSession.objects.filter(pk=session_id, user=request.user).exists():
                 raise Http404("No such session.")
@@ -137,10 +134,12 @@ class TrackChoiceApi(APIView):
                 return _unprocessable(
                     "solution_chosen_id", f"{solution_type} {solution_id} was not presented in this session."
                 )
+            target_id = audit_log.pk
         try:
             result = click_record(
                 user=request.user,
-                audit_log_id=audit_log.pk,
+                audit_log_id=target_id,
+                session_id=session_id if audit_log_id is not None else None,
                 solution_id=solution_id,
                 solution_type=solution_type,
                 user_action=choice["user_action"],

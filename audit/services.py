@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.db.models import F, Func, IntegerField, JSONField, Value
 from django.utils import timezone
 from psycopg import sql
 
@@ -34,7 +37,9 @@ class EventInput:
     metadata: dict | None = None
 
 
-def interaction_event_record(*, event: EventInput, event_timestamp=None) -> RunbookInteractionEvent:
+def interaction_event_record(
+    *, event: EventInput, event_timestamp=None, savepoint: bool = True
+) -> RunbookInteractionEvent:
     """Append one event. Raises DuplicateEvent if its event_id is already stored.
 
     Runs in a savepoint so a duplicate does not poison the caller's transaction.
@@ -58,7 +63,7 @@ def interaction_event_record(*, event: EventInput, event_timestamp=None) -> Runb
         metadata=event.metadata or {},
     )
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             row.save(force_insert=True)
     except IntegrityError as exc:
         if "runbook_interaction_event_ids_pkey" in str(exc) or "already recorded" in str(exc):
@@ -223,6 +228,38 @@ class ClickResult:
     duplicate: bool
 
 
+class _JsonbAppendClick(Func):
+    """user_modifications with ``click`` appended to "clicks" and the latest-choice keys replaced,
+    computed by PostgreSQL: the growing list is never read into Python or re-serialised."""
+
+    output_field = JSONField()
+
+    def __init__(self, *, click: dict, latest: dict) -> None:
+        super().__init__(
+            F("user_modifications"),
+            Value(json.dumps([click], cls=DjangoJSONEncoder)),
+            Value(json.dumps(latest, cls=DjangoJSONEncoder)),
+        )
+
+    def as_sql(self, compiler, connection, **extra):
+        (column, column_params), (click, click_params), (latest, latest_params) = (
+            compiler.compile(expression) for expression in self.source_expressions
+        )
+        template = (
+            f"(jsonb_set(COALESCE({column}, '{{}}'::jsonb), '{{clicks}}',"
+            f" COALESCE({column} -> 'clicks', '[]'::jsonb) || ({click})::jsonb) || ({latest})::jsonb)"
+        )
+        return template, (*column_params, *column_params, *click_params, *latest_params)
+
+
+def _clicks_count() -> Func:
+    return Func(
+        F("user_modifications"),
+        template="jsonb_array_length(COALESCE(%(expressions)s -> 'clicks', '[]'::jsonb))",
+        output_field=IntegerField(),
+    )
+
+
 def click_record(
     *,
     user,
@@ -232,25 +269,39 @@ def click_record(
     user_action: str,
     client_rank: int | None = None,
     event_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
     source: str = EventSource.DIRECT,
 ) -> ClickResult:
     """Append a click to the audit log and write its event, atomically.
 
-    The audit log row is locked (SELECT ... FOR UPDATE) for the read-append-write of the JSON, so
-    concurrent clicks serialise instead of overwriting each other. Raises AuditLog.DoesNotExist for
-    someone else's (or an unknown) audit log, TrackingRejected for contradictions.
+    The audit log row is locked (SELECT ... FOR UPDATE) and the click is appended by one UPDATE that
+    PostgreSQL computes, so concurrent clicks serialise and none is lost. Raises AuditLog.DoesNotExist
+    for someone else's (or an unknown) audit log, TrackingRejected for contradictions.
     """
     from audit.selectors import audit_logs_for_user, presented_solution
 
     event_id = event_id or uuid.uuid4()
     with transaction.atomic():
-        audit_log = audit_logs_for_user(user).select_for_update().get(pk=audit_log_id)
-        modifications = audit_log.user_modifications or {}
-        clicks = list(modifications.get("clicks", []))
-        for click in clicks:
-            if click.get("event_id") == str(event_id):
+        audit_log = (
+            audit_logs_for_user(user)
+            .select_for_update()
+            .only("id", "session_id", "created_at", "ai_action_details")
+            .annotate(click_count=_clicks_count())
+            .get(pk=audit_log_id)
+        )
+        if session_id is not None and audit_log.session_id != session_id:
+            raise TrackingRejected("session_id", "audit_log_id does not belong to this session_id.")
+        if audit_log.click_count:
+            previous = (
+                AuditLog.objects.filter(pk=audit_log.pk)
+                .annotate(previous=_duplicate_click(event_id))
+                .values_list("previous", flat=True)
+                .first()
+            )
+            if previous:
                 return ClickResult(
-                    audit_log.pk, event_id, len(clicks), click.get("rank"), click["time_to_decision_seconds"], True
+                    audit_log.pk, event_id, audit_log.click_count, previous.get("rank"),
+                    previous["time_to_decision_seconds"], True,
                 )
         solution = presented_solution(audit_log, solution_id=solution_id, solution_type=solution_type)
         if solution is None:
@@ -274,17 +325,16 @@ def click_record(
             "chosen_at": chosen_at.isoformat(),
             "time_to_decision_seconds": time_to_decision,
         }
-        clicks.append(click)
-        audit_log.user_modifications = {
-            **modifications,
-            "clicks": clicks,
+        latest = {
             "solution_chosen_id": str(solution_id),
             "solution_chosen_type": solution_type,
             "solution_chosen_rank": rank,
             "user_action": user_action,
             "chosen_at": click["chosen_at"],
         }
-        audit_log.save(update_fields=["user_modifications"])
+        AuditLog.objects.filter(pk=audit_log.pk).update(
+            user_modifications=_JsonbAppendClick(click=click, latest=latest)
+        )
         if solution_type == "runbook":
             details = audit_log.ai_action_details
             interaction_event_record(
@@ -302,8 +352,22 @@ def click_record(
                     metadata={"user_action": user_action},
                 ),
                 event_timestamp=chosen_at,
+                # The row lock serialises clicks on this log, and an event_id clash with another
+                # log's event aborts this whole transaction anyway: no savepoint needed.
+                savepoint=False,
             )
-    return ClickResult(audit_log.pk, event_id, len(clicks), rank, time_to_decision, False)
+    return ClickResult(audit_log.pk, event_id, audit_log.click_count + 1, rank, time_to_decision, False)
+
+
+def _duplicate_click(event_id: uuid.UUID) -> Func:
+    """The stored click with this event_id, or NULL (a jsonpath filter over the clicks list)."""
+    return Func(
+        F("user_modifications"),
+        Value(str(event_id)),
+        template="jsonb_path_query_first(%(expressions)s))",
+        arg_joiner=", '$.clicks[*] ? (@.event_id == $id)', jsonb_build_object('id', ",
+        output_field=JSONField(),
+    )
 
 
 def clamp_client_timestamp(value, *, now=None) -> tuple[object, bool]:
@@ -326,41 +390,63 @@ class IngestReport:
 
 
 def events_ingest(*, user, events: Sequence[dict], rejected: list[dict] | None = None) -> IngestReport:
-    """Store already-validated client events one by one; duplicates are acknowledged, not stored twice.
+    """Store already-validated client events; duplicates are acknowledged, never stored twice.
 
-    Each event is written in its own savepoint, so one bad event never loses the others.
-    ``events`` items carry ``index`` (position in the request) and the validated fields.
+    Ids already stored (or repeated in the batch) are sorted out first, then the rest go in with one
+    bulk INSERT. If that fails (a concurrent request stored one of the ids meanwhile) each event is
+    retried in its own savepoint, so one conflict never loses the others.
     """
+    from audit.models import EventIdClaim
+
     report = IngestReport(accepted=[], duplicates=[], rejected=list(rejected or []))
     now = timezone.now()
+    rows: list[RunbookInteractionEvent] = []
+    seen: set = set()
     for item in events:
+        if item["event_id"] in seen:
+            report.duplicates.append(str(item["event_id"]))
+            continue
+        seen.add(item["event_id"])
         client_timestamp, clamped = clamp_client_timestamp(item.get("client_timestamp"), now=now)
         metadata = dict(item.get("metadata") or {})
         if clamped:
             metadata["client_timestamp_clamped"] = True
             metadata["client_timestamp_original"] = item["client_timestamp"].isoformat()
-        try:
-            interaction_event_record(
-                event=EventInput(
-                    runbook_id=item["runbook_id"],
-                    event_type=item["event_type"],
-                    user_id=user.pk,
-                    session_id=item.get("session_id"),
-                    audit_log_id=item.get("audit_log_id"),
-                    rank=item.get("rank"),
-                    source=item.get("source") or EventSource.DIRECT,
-                    event_id=item["event_id"],
-                    client_timestamp=client_timestamp,
-                    experiment=item.get("experiment", ""),
-                    variant=item.get("variant", ""),
-                    page_context=item.get("page_context") or {},
-                    metadata=metadata,
-                )
+        rows.append(
+            RunbookInteractionEvent(
+                event_id=item["event_id"],
+                event_timestamp=now,
+                user_id=user.pk,
+                session_id=item.get("session_id"),
+                audit_log_id=item.get("audit_log_id"),
+                runbook_id=item["runbook_id"],
+                event_type=item["event_type"],
+                rank=item.get("rank"),
+                source=item.get("source") or EventSource.DIRECT,
+                client_timestamp=client_timestamp,
+                experiment=item.get("experiment", ""),
+                variant=item.get("variant", ""),
+                page_context=item.get("page_context") or {},
+                metadata=metadata,
             )
-        except DuplicateEvent:
-            report.duplicates.append(str(item["event_id"]))
-            continue
-        report.accepted.append(str(item["event_id"]))
+        )
+    ids = [row.event_id for row in rows]
+    known = set(EventIdClaim.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    report.duplicates.extend(str(row.event_id) for row in rows if row.event_id in known)
+    fresh = [row for row in rows if row.event_id not in known]
+    try:
+        with transaction.atomic():
+            RunbookInteractionEvent.objects.bulk_create(fresh)
+        report.accepted.extend(str(row.event_id) for row in fresh)
+    except IntegrityError:
+        for row in fresh:
+            try:
+                with transaction.atomic():
+                    row.save(force_insert=True)
+            except IntegrityError:
+                report.duplicates.append(str(row.event_id))
+                continue
+            report.accepted.append(str(row.event_id))
     return report
 
 
