@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY=
 
-.PHONY: install run test lint serve migrate seed browsers bench-retrieval bench-chat
+.PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-deps
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,21 @@ bench-retrieval: install
 
 bench-chat: install
 	$(TEST_ENV) $(PY) benchmarks/chat.py
+
+bench-retrieval-scale: install
+	$(TEST_ENV) $(PY) benchmarks/retrieval.py --scale
+
+bench-deps: install
+	$(VENV)/bin/pip install -q -r requirements-bench.txt
+
+bench-tracking: bench-deps
+	$(TEST_ENV) $(PY) benchmarks/tracking_load.py $(BENCH_ARGS)
+
+bench-reliability: bench-deps
+	$(TEST_ENV) $(PY) benchmarks/reliability_load.py $(BENCH_ARGS)
+
+bench-analytics: install
+	$(TEST_ENV) $(PY) benchmarks/analytics_scale.py $(BENCH_ARGS)
+
+bench-feedback: install
+	$(TEST_ENV) $(PY) benchmarks/feedback_simulation.py $(BENCH_ARGS)
