@@ -226,7 +226,7 @@ def run_scale() -> None:
                 )
             )
         with transaction.atomic():
-            Runbook.objects.bulk_create(batch, batch_size=1000)  # the trigger fills search_vector
+            Runbook.objects.bulk_create(batch, batch_size=1000)  # the triggers fill search_vector, search_title
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE runbooks")
     total = Runbook.objects.count()
