@@ -1,5 +1,4 @@
 import pytest
-from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
@@ -14,7 +13,8 @@ def test_seed_demo_is_idempotent_and_creates_users_groups_and_runbooks(capsys, d
     first = capsys.readouterr().out
     assert "alice-demo-pass" in first and "bob-demo-pass" in first
     assert Runbook.objects.count() >= 25
-    assert authenticate(username="admin", password="admin-demo-pass").is_staff
+    admin = User.objects.get(username="admin")
+    assert admin.is_staff and admin.check_password("admin-demo-pass")
     alice, bob = User.objects.get(username="alice"), User.objects.get(username="bob")
     assert set(alice.groups.values_list("name", flat=True)) != set(bob.groups.values_list("name", flat=True))
     assert Runbook.objects.filter(allowed_groups__name="dba").exists()
@@ -36,4 +36,4 @@ def test_seed_demo_keeps_a_changed_password(capsys):
     user.save()
     call_command("seed_demo")
     assert "exists, password unchanged" in capsys.readouterr().out
-    assert authenticate(username="alice", password="rotated-password") is not None
+    assert User.objects.get(username="alice").check_password("rotated-password")
