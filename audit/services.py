@@ -126,6 +126,8 @@ def audit_log_create(
                 page_context=page_context or {},
             ),
             event_timestamp=audit_log.created_at,
+            # Fresh ids inside this function's own transaction: a clash is impossible, so no savepoint.
+            savepoint=False,
         )
     return audit_log
 

@@ -251,13 +251,18 @@ CALIBRATION = {"intercept": -6.037, "score": 6.331, "gap": 15.149}
 # Not fitted (the eval data has no executions): priors added on the logit scale, neutral without data.
 SUCCESS_LOGIT_WEIGHT = 2.0  # smoothed success rate 1.0 -> +1.0, 0.0 -> -1.0, no data (0.5) -> 0
 AUTOMATION_LOGIT_BONUS = 0.2
+# Learned click feedback (analytics.update_runbook_stats: position-debiased, in [-1, 1]) can move the
+# logit by at most +-0.5: it nudges between close candidates, never overrides retrieval.
+FEEDBACK_LOGIT_WEIGHT = 0.5
 
 
 def rank_score(*, semantic: float, keyword: float, title: float) -> float:
     return RANK_WEIGHTS["semantic"] * semantic + RANK_WEIGHTS["keyword"] * keyword + RANK_WEIGHTS["title"] * title
 
 
-def confidence_from(*, score: float, top_score: float, success: float, automated: bool) -> float:
+def confidence_from(
+    *, score: float, top_score: float, success: float, automated: bool, feedback: float = 0.0
+) -> float:
     """Calibrated P(right runbook) from the fused score and its distance to the best one, then priors."""
     logit = (
         CALIBRATION["intercept"]
@@ -265,6 +270,7 @@ def confidence_from(*, score: float, top_score: float, success: float, automated
         + CALIBRATION["gap"] * (score - top_score)
         + SUCCESS_LOGIT_WEIGHT * (success - 0.5)
         + (AUTOMATION_LOGIT_BONUS if automated else 0.0)
+        + FEEDBACK_LOGIT_WEIGHT * max(-1.0, min(1.0, feedback))
     )
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
 
@@ -361,7 +367,10 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
 
     runbooks, candidates = runbook_candidates(text=text, base=base, config=config, timings=timings)
     started = time.perf_counter()
+    from analytics.selectors import runbook_feedback_scores
+
     stats = runbook_success_stats([candidate.pk for candidate in candidates])
+    feedback = runbook_feedback_scores([candidate.pk for candidate in candidates])
     top_score = max((candidate.score for candidate in candidates), default=0.0)
     results: list[SearchResult] = []
     for candidate in candidates:
@@ -369,7 +378,11 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
         succeeded, finished = stats.get(candidate.pk, (0, 0))
         success = smoothed_success(succeeded, finished)
         confidence = confidence_from(
-            score=candidate.score, top_score=top_score, success=success, automated=runbook.is_automated
+            score=candidate.score,
+            top_score=top_score,
+            success=success,
+            automated=runbook.is_automated,
+            feedback=feedback.get(candidate.pk, 0.0),
         )
         results.append(
             SearchResult(
@@ -383,6 +396,7 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
                     "score": round(candidate.score, 4),
                     "success": round(success, 4),
                     "automation": 1.0 if runbook.is_automated else 0.0,
+                    "feedback": round(feedback.get(candidate.pk, 0.0), 4),
                 },
                 success_rate=(succeeded / finished) if finished else None,
                 success_samples=finished,

@@ -167,7 +167,11 @@ def _answer_events(
 ) -> Iterator[AnswerDelta | AnswerReset | ChatAnswer]:
     timings: dict = {}
     started = time.perf_counter()
-    config = search_config or SearchConfig.from_settings()
+    from analytics.services import experiment_assignment_for
+
+    # An explicit config (tests, benchmarks) wins; otherwise the user's experiment variant applies.
+    assignment = experiment_assignment_for(user=user) if search_config is None else None
+    config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
     outcome = runbook_search(query=message, user=user, limit=config.max_recommended, config=config)
     timings["retrieval"] = _ms(started)
 
@@ -218,8 +222,8 @@ def _answer_events(
         "solutions_presented": solutions,
         "presentation_strategy": outcome.strategy,
         "threshold": outcome.threshold,
-        "experiment": None,
-        "variant": None,
+        "experiment": assignment.experiment if assignment else None,
+        "variant": assignment.variant if assignment else None,
         "retrieval": {
             "timings_ms": outcome.timings_ms,
             "degraded": outcome.degraded,
@@ -231,6 +235,9 @@ def _answer_events(
         "page_context": page_context,
         "prompt": {"messages": len(prompt.messages), "history_messages": len(prompt.messages) - 1},
     }
+    # Keyword-only retrieval (embedding model down) also marks the answer degraded, with the reason.
+    answer_degraded = degraded or outcome.degraded
+    answer_error = "; ".join(reason for reason in (error, outcome.degraded_reason) if reason)
     with transaction.atomic():
         if session is None:
             session = ChatSession.objects.create(user=user, title=message[:SESSION_TITLE_CHARS])
@@ -246,8 +253,8 @@ def _answer_events(
             input_tokens=reply.input_tokens if reply else None,
             output_tokens=reply.output_tokens if reply else None,
             latency_ms=reply.latency_ms if reply else int(timings["llm"]),
-            degraded=degraded,
-            error=error,
+            degraded=answer_degraded,
+            error=answer_error,
             page_context=page_context,
         )
         ChatMessage.objects.bulk_create(
@@ -271,9 +278,9 @@ def _answer_events(
         answer_html=html,
         solutions=solutions,
         presentation_strategy=outcome.strategy,
-        degraded=degraded,
+        degraded=answer_degraded,
         provider=provider.name,
-        error=error,
+        error=answer_error,
         links_removed=links_removed + unwrapped,
         timings_ms=timings,
     )

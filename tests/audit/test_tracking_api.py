@@ -247,6 +247,8 @@ def test_fifty_concurrent_clicks_over_http_leave_fifty_entries(live_server, djan
                     errors.append(response.status)
         except urllib.error.HTTPError as exc:
             errors.append((exc.code, exc.read()[:200]))
+        except Exception as exc:  # a dead thread must fail the test, not vanish
+            errors.append(repr(exc))
 
     threads = [threading.Thread(target=click, args=(i,)) for i in range(50)]
     for thread in threads:
