@@ -124,6 +124,13 @@ def _database(url: str, *, alias: str) -> dict:
 
 
 DATABASES = {"default": _database(DATABASE_URL, alias="DATABASE_URL")}
+# Analytics reads (dashboard, metrics API) can go to a read replica; see aihelper/db_router.py.
+ANALYTICS_DATABASE_URL = env_str("ANALYTICS_DATABASE_URL", "")
+if ANALYTICS_DATABASE_URL:
+    DATABASES["analytics"] = _database(ANALYTICS_DATABASE_URL, alias="ANALYTICS_DATABASE_URL")
+    # Tests read the replica alias from the test database itself.
+    DATABASES["analytics"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["aihelper.db_router.AnalyticsRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth and sessions --------------------------------------------------------------------

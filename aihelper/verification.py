@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -157,6 +158,7 @@ class Verifier:
         self.state = VerifyState(query=query or "")
         self.given_credentials = (username, password) if username else None
         self.results: list[CheckResult] = []
+        self.in_transaction = isinstance(transport, InProcessTransport)
 
     # -- checks -------------------------------------------------------------------------
     def check_database(self) -> str:
@@ -270,6 +272,7 @@ class Verifier:
 
         from django.utils import timezone
 
+        from aihelper.db_router import analytics_reads_on
         from analytics.queries import MetricFilter, rates, top_runbooks
         from audit.models import AuditLog
 
@@ -279,10 +282,14 @@ class Verifier:
             end=timezone.now() + dt.timedelta(minutes=1),
             visible_runbook_ids=(self.state.solution["id"],),
         )
-        runbook_clicks = sum(
-            row.clicks for row in top_runbooks(filters, limit=1000) if str(row.runbook_id) == self.state.solution["id"]
-        )
-        return rates(filters).clicked, runbook_clicks
+        # In-process runs live in one uncommitted transaction on "default": a replica cannot see them.
+        with analytics_reads_on("default") if self.in_transaction else nullcontext():
+            runbook_clicks = sum(
+                row.clicks
+                for row in top_runbooks(filters, limit=1000)
+                if str(row.runbook_id) == self.state.solution["id"]
+            )
+            return rates(filters).clicked, runbook_clicks
 
     def _click(self, body: dict) -> dict:
         response = self.transport.post_json("/api/ai-helper/track-choice", body)

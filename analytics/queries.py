@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from psycopg import sql
+
+from aihelper.db_router import analytics_read_alias
 
 ATTRIBUTION_WINDOW = dt.timedelta(hours=24)
 ABANDON_AFTER = dt.timedelta(minutes=30)
@@ -72,9 +74,11 @@ def ratio(numerator, denominator) -> float | None:
 
 
 def _run(query: sql.Composable, params: dict) -> list[tuple]:
-    connection.ensure_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(query.as_string(connection.connection), params)
+    """Every metric read goes through here, to the analytics alias (a replica when configured)."""
+    reader = connections[analytics_read_alias()]
+    reader.ensure_connection()
+    with reader.cursor() as cursor:
+        cursor.execute(query.as_string(reader.connection), params)
         return cursor.fetchall()
 
 
