@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
@@ -15,9 +16,12 @@ from audit.models import AuditLog, EventSource
 from audit.selectors import audit_logs_for_user, latest_audit_log_presenting
 from audit.services import (
     CLIENT_EVENT_TYPES,
+    FEEDBACK_COMMENT_MAX_CHARS,
+    FEEDBACK_RATINGS,
     SOLUTION_TYPES,
     USER_ACTIONS,
     TrackingRejected,
+    answer_feedback_record,
     click_record,
     events_ingest,
 )
@@ -165,6 +169,55 @@ def _unprocessable(field: str, message: str) -> Response:
         {"error": "unprocessable", "detail": message, "fields": {field: [message]}},
         status=status.HTTP_422_UNPROCESSABLE_ENTITY,
     )
+
+
+class AnswerFeedbackApi(APIView):
+    parser_classes = [LimitedJSONParser]
+    throttle_classes = [TrackingThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        audit_log_id = serializers.UUIDField()
+        rating = serializers.ChoiceField(choices=FEEDBACK_RATINGS)
+        comment = serializers.CharField(
+            max_length=FEEDBACK_COMMENT_MAX_CHARS, required=False, allow_blank=True, default="", trim_whitespace=True
+        )
+        event_id = serializers.UUIDField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        audit_log_id = serializers.UUIDField()
+        event_id = serializers.UUIDField()
+        rating = serializers.ChoiceField(choices=FEEDBACK_RATINGS)
+        feedback_count = serializers.IntegerField()
+        duplicate = serializers.BooleanField()
+
+    @extend_schema(
+        operation_id="answer_feedback",
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            200: OpenApiResponse(OutputSerializer, description="Repeated event_id: acknowledged, stored once"),
+            **COMMON_ERRORS,
+        },
+        description="Thumbs up/down (and an optional comment) on a whole answer. Appended to the audit "
+        'log\'s user_modifications["feedback"]; never overwrites earlier feedback.',
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            result = answer_feedback_record(
+                user=request.user,
+                audit_log_id=data["audit_log_id"],
+                rating=data["rating"],
+                comment=data["comment"],
+                event_id=data.get("event_id"),
+            )
+        except AuditLog.DoesNotExist:
+            # DRF's NotFound (not Http404) so the body says "not_found" rather than a generic code.
+            raise NotFound("No such audit log.") from None
+        output = self.OutputSerializer(result.__dict__).data
+        return Response(output, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
 
 class EventIngestApi(APIView):

@@ -230,36 +230,63 @@ class ClickResult:
     duplicate: bool
 
 
-class _JsonbAppendClick(Func):
-    """user_modifications with ``click`` appended to "clicks" and the latest-choice keys replaced,
-    computed by PostgreSQL: the growing list is never read into Python or re-serialised."""
+class _JsonbAppend(Func):
+    """user_modifications with ``item`` appended to the list under ``key`` and ``replace``'s top-level
+    keys set, computed by PostgreSQL: the growing list is never read into Python or re-serialised."""
 
     output_field = JSONField()
 
-    def __init__(self, *, click: dict, latest: dict) -> None:
+    def __init__(self, *, key: str, item: dict, replace: dict | None = None) -> None:
         super().__init__(
             F("user_modifications"),
-            Value(json.dumps([click], cls=DjangoJSONEncoder)),
-            Value(json.dumps(latest, cls=DjangoJSONEncoder)),
+            Value(key),
+            Value(json.dumps([item], cls=DjangoJSONEncoder)),
+            Value(json.dumps(replace or {}, cls=DjangoJSONEncoder)),
         )
 
     def as_sql(self, compiler, connection, **extra):
-        (column, column_params), (click, click_params), (latest, latest_params) = (
+        (column, column_params), (key, key_params), (item, item_params), (replace, replace_params) = (
             compiler.compile(expression) for expression in self.source_expressions
         )
         template = (
-            f"(jsonb_set(COALESCE({column}, '{{}}'::jsonb), '{{clicks}}',"
-            f" COALESCE({column} -> 'clicks', '[]'::jsonb) || ({click})::jsonb) || ({latest})::jsonb)"
+            f"(jsonb_set(COALESCE({column}, '{{}}'::jsonb), ARRAY[({key})::text],"
+            f" COALESCE({column} -> ({key})::text, '[]'::jsonb) || ({item})::jsonb) || ({replace})::jsonb)"
         )
-        return template, (*column_params, *column_params, *click_params, *latest_params)
+        return template, (*column_params, *key_params, *column_params, *key_params, *item_params, *replace_params)
 
 
-def _clicks_count() -> Func:
-    return Func(
-        F("user_modifications"),
-        template="jsonb_array_length(COALESCE(%(expressions)s -> 'clicks', '[]'::jsonb))",
-        output_field=IntegerField(),
-    )
+class _ListLength(Func):
+    """Length of the user_modifications list under ``key`` (0 when absent)."""
+
+    output_field = IntegerField()
+
+    def __init__(self, key: str) -> None:
+        super().__init__(F("user_modifications"), Value(key))
+
+    def as_sql(self, compiler, connection, **extra):
+        (column, column_params), (key, key_params) = (compiler.compile(e) for e in self.source_expressions)
+        return (
+            f"jsonb_array_length(COALESCE({column} -> ({key})::text, '[]'::jsonb))",
+            (*column_params, *key_params),
+        )
+
+
+class _StoredEntry(Func):
+    """The entry with this event_id in the user_modifications list under ``key``, or NULL (jsonpath)."""
+
+    output_field = JSONField()
+
+    def __init__(self, key: str, event_id: uuid.UUID) -> None:
+        super().__init__(F("user_modifications"), Value(f"$.{key}[*] ? (@.event_id == $id)"), Value(str(event_id)))
+
+    def as_sql(self, compiler, connection, **extra):
+        (column, column_params), (path, path_params), (value, value_params) = (
+            compiler.compile(e) for e in self.source_expressions
+        )
+        return (
+            f"jsonb_path_query_first({column}, ({path})::jsonpath, jsonb_build_object('id', ({value})::text))",
+            (*column_params, *path_params, *value_params),
+        )
 
 
 def click_record(
@@ -288,7 +315,7 @@ def click_record(
             audit_logs_for_user(user)
             .select_for_update()
             .only("id", "session_id", "created_at", "ai_action_details")
-            .annotate(click_count=_clicks_count())
+            .annotate(click_count=_ListLength("clicks"))
             .get(pk=audit_log_id)
         )
         if session_id is not None and audit_log.session_id != session_id:
@@ -296,7 +323,7 @@ def click_record(
         if audit_log.click_count:
             previous = (
                 AuditLog.objects.filter(pk=audit_log.pk)
-                .annotate(previous=_duplicate_click(event_id))
+                .annotate(previous=_StoredEntry("clicks", event_id))
                 .values_list("previous", flat=True)
                 .first()
             )
@@ -335,7 +362,7 @@ def click_record(
             "chosen_at": click["chosen_at"],
         }
         AuditLog.objects.filter(pk=audit_log.pk).update(
-            user_modifications=_JsonbAppendClick(click=click, latest=latest)
+            user_modifications=_JsonbAppend(key="clicks", item=click, replace=latest)
         )
         if solution_type == "runbook":
             details = audit_log.ai_action_details
@@ -361,15 +388,55 @@ def click_record(
     return ClickResult(audit_log.pk, event_id, audit_log.click_count + 1, rank, time_to_decision, False)
 
 
-def _duplicate_click(event_id: uuid.UUID) -> Func:
-    """The stored click with this event_id, or NULL (a jsonpath filter over the clicks list)."""
-    return Func(
-        F("user_modifications"),
-        Value(str(event_id)),
-        template="jsonb_path_query_first(%(expressions)s))",
-        arg_joiner=", '$.clicks[*] ? (@.event_id == $id)', jsonb_build_object('id', ",
-        output_field=JSONField(),
-    )
+FEEDBACK_RATINGS = ("up", "down")
+FEEDBACK_COMMENT_MAX_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class AnswerFeedbackResult:
+    audit_log_id: uuid.UUID
+    event_id: uuid.UUID
+    rating: str
+    feedback_count: int
+    duplicate: bool
+
+
+def answer_feedback_record(
+    *, user, audit_log_id: uuid.UUID, rating: str, comment: str = "", event_id: uuid.UUID | None = None
+) -> AnswerFeedbackResult:
+    """Append a thumbs up/down on a whole answer to user_modifications["feedback"].
+
+    Same locking as click_record: the row is locked and one PostgreSQL-computed UPDATE appends, so
+    concurrent feedback is never lost. A repeated event_id is acknowledged and stored once. Raises
+    AuditLog.DoesNotExist for someone else's (or an unknown) audit log.
+    """
+    from audit.selectors import audit_logs_for_user
+
+    if rating not in FEEDBACK_RATINGS:
+        raise ValueError(f"unknown rating {rating!r}")
+    event_id = event_id or uuid.uuid4()
+    with transaction.atomic():
+        audit_log = (
+            audit_logs_for_user(user)
+            .select_for_update()
+            .only("id")
+            .annotate(feedback_count=_ListLength("feedback"), previous=_StoredEntry("feedback", event_id))
+            .get(pk=audit_log_id)
+        )
+        if audit_log.previous:
+            return AnswerFeedbackResult(
+                audit_log.pk, event_id, audit_log.previous.get("rating"), audit_log.feedback_count, True
+            )
+        entry = {
+            "rating": rating,
+            "comment": comment[:FEEDBACK_COMMENT_MAX_CHARS],
+            "at": timezone.now().isoformat(),
+            "event_id": str(event_id),
+        }
+        AuditLog.objects.filter(pk=audit_log.pk).update(
+            user_modifications=_JsonbAppend(key="feedback", item=entry)
+        )
+    return AnswerFeedbackResult(audit_log.pk, event_id, rating, audit_log.feedback_count + 1, False)
 
 
 def clamp_client_timestamp(value, *, now=None) -> tuple[object, bool]:

@@ -9,6 +9,7 @@ import html
 import re
 import uuid
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 from aihelper.rendering import render_markdown
 
@@ -26,6 +27,16 @@ _ANCHOR = re.compile(r'<a href="(?P<href>[^"]*)"(?P<attrs>[^>]*)>(?P<inner>.*?)<
 
 def runbook_url(runbook_id) -> str:
     return f"/runbooks/{runbook_id}/"
+
+
+def recommended_runbook_url(runbook_id, audit_log_id) -> str:
+    """The runbook page as reached from a recommendation: ``?from=`` lets the page record viewed_detail.
+
+    The UI that shows the link adds ``&source=`` when it is followed (the same HTML serves both UIs).
+    """
+    if not audit_log_id:
+        return runbook_url(runbook_id)
+    return f"{runbook_url(runbook_id)}?{urlencode({'from': str(audit_log_id)})}"
 
 
 def _runbook_id(url: str) -> str | None:
@@ -81,7 +92,8 @@ def answer_links_filter(*, markdown: str, presented_ids: set[str]) -> tuple[str,
 
 
 def answer_html(*, markdown: str, ranks: Mapping[str, int], audit_log_id) -> tuple[str, int]:
-    """Sanitised HTML of an answer; presented runbook links carry data attributes for click tracking.
+    """Sanitised HTML of an answer; presented runbook links carry data attributes for click tracking
+    and ``?from=<audit_log_id>`` so that opening them records ``viewed_detail``.
 
     Any runbook link that still points outside ``ranks`` (autolinks, raw URLs) is unwrapped.
     Returns (html, links unwrapped here).
@@ -98,8 +110,9 @@ def answer_html(*, markdown: str, ranks: Mapping[str, int], audit_log_id) -> tup
         if runbook_id not in ranks:
             unwrapped += 1
             return match.group("inner")
+        href = html.escape(recommended_runbook_url(runbook_id, audit_log_id))
         return (
-            f'<a href="{runbook_url(runbook_id)}" class="runbook-link" data-runbook-id="{runbook_id}"'
+            f'<a href="{href}" class="runbook-link" data-runbook-id="{runbook_id}"'
             f' data-rank="{ranks[runbook_id]}" data-audit-log-id="{html.escape(str(audit_log_id or ""))}">'
             f"{match.group('inner')}</a>"
         )
