@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from psycopg import sql
 
 from aihelper.db_router import analytics_read_alias
 
 ATTRIBUTION_WINDOW = dt.timedelta(hours=24)
 ABANDON_AFTER = dt.timedelta(minutes=30)
+ANALYTICS_WORK_MEM = "64MB"
 FUNNEL_STEPS = ("presented", "clicked_link", "viewed_detail", "started_execution", "succeeded")
 
 
@@ -75,9 +76,13 @@ def ratio(numerator, denominator) -> float | None:
 
 def _run(query: sql.Composable, params: dict) -> list[tuple]:
     """Every metric read goes through here, to the analytics alias (a replica when configured)."""
-    reader = connections[analytics_read_alias()]
+    alias = analytics_read_alias()
+    reader = connections[alias]
     reader.ensure_connection()
-    with reader.cursor() as cursor:
+    # The dashboard's aggregates sort and hash a few hundred thousand rows; with the default 4 MB they
+    # spill to disk. Raised for this transaction only.
+    with transaction.atomic(using=alias), reader.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [ANALYTICS_WORK_MEM])
         cursor.execute(query.as_string(reader.connection), params)
         return cursor.fetchall()
 
@@ -188,6 +193,7 @@ def _per_log_ctes(filters: MetricFilter) -> sql.Composable:
     """... per_log: one row per audit log in range (presented, first click time and rank, clicks)."""
     parts = [
         _pairs_ctes(filters),
+        _hidden_logs_cte(filters) if filters.uses_facts and filters.visible_runbook_ids is not None else sql.SQL(""),
         sql.SQL(
             """,
 per_log AS (
@@ -209,16 +215,25 @@ per_log AS (
             ).format(where=sql.SQL(" AND ").join(_filter_clauses("g", filters, facts=True)))
         )
     elif filters.uses_facts:
+        # A settled log none of whose presentations is hidden from the reader has exactly its
+        # all-runbooks facts; only logs that presented a hidden runbook are re-aggregated from the pair
+        # facts of the visible runbooks (a restricted reader typically misses a few runbooks, so this
+        # is a small share of the range instead of all of it).
         parts.append(
             sql.SQL(
                 """
     UNION ALL
     SELECT g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant,
+           g.presented > 0, g.first_click_at, g.first_click_rank, g.clicked_runbooks
+    FROM analytics_log_facts g WHERE {where}
+      AND NOT EXISTS (SELECT 1 FROM hidden_logs h WHERE h.audit_log_id = g.audit_log_id)
+    UNION ALL
+    SELECT h.audit_log_id, h.created_at, h.strategy, h.experiment, h.variant,
            {aggregates}
-    FROM analytics_log_facts g
-    LEFT JOIN analytics_pair_facts p ON p.audit_log_id = g.audit_log_id{vis}
-    WHERE {where}
-    GROUP BY g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant"""
+    FROM hidden_logs h
+    LEFT JOIN analytics_pair_facts p ON p.audit_log_id = h.audit_log_id
+     AND p.created_at >= %(start)s AND p.created_at < %(facts_end)s{vis}
+    GROUP BY h.audit_log_id, h.created_at, h.strategy, h.experiment, h.variant"""
             ).format(
                 aggregates=sql.SQL(_PER_LOG_AGGREGATES.format(click="clicked_at")),
                 vis=_visible("p", filters),
@@ -227,6 +242,17 @@ per_log AS (
         )
     parts.append(sql.SQL("\n)"))
     return sql.Composed(parts)
+
+
+def _hidden_logs_cte(filters: MetricFilter) -> sql.Composable:
+    """hidden_logs: settled logs of the range (after filters) that presented a runbook the reader may not see."""
+    return sql.SQL(
+        """,
+hidden_logs AS (
+    SELECT DISTINCT f.audit_log_id, f.created_at, f.strategy, f.experiment, f.variant FROM analytics_pair_facts f
+    WHERE {where} AND NOT (f.runbook_id = ANY(%(visible)s::uuid[]))
+)"""
+    ).format(where=sql.SQL(" AND ").join(_filter_clauses("f", filters, facts=True)))
 
 
 # --- Rates over audit logs --------------------------------------------------------------------
@@ -679,6 +705,169 @@ ORDER BY d.day"""
         DayRow(day, queries, recommendations, clicks, ratio(clicks, recommendations))
         for day, queries, recommendations, clicks in _run(query, params)
     ]
+
+
+# --- The dashboard's per-log and per-presentation metrics in one pass each ----------------------
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """rates, abandon_rate, time_to_decision, strategy_distribution, experiment_variant_counts and
+    daily_trend from one scan of the per-log facts: the same rows the six functions give one by one."""
+
+    rates: Rates
+    abandon: AbandonRate
+    time_to_decision: list[DecisionTime]
+    strategy_distribution: list[StrategyRow]
+    experiment_variant_counts: list[VariantCounts]
+    daily_trend: list[DayRow]
+
+
+# GROUPING(strategy, experiment, variant, day) of each grouping set below.
+_ALL, _BY_STRATEGY, _BY_VARIANT, _BY_DAY = 0b1111, 0b0111, 0b1001, 0b1110
+
+
+def log_summary(filters: MetricFilter, *, now: dt.datetime, tz_name: str | None = None) -> LogSummary:
+    tz_name = tz_name or settings.TIME_ZONE
+    query = sql.Composed(
+        [
+            _per_log_ctes(filters),
+            sql.SQL(
+                """
+SELECT 'counts', GROUPING(strategy, experiment, variant, day), strategy, experiment, variant, day,
+       COALESCE(sum(logs), 0)::bigint, COALESCE(sum(recommended), 0)::bigint, COALESCE(sum(clicked), 0)::bigint,
+       COALESCE(sum(rank1), 0)::bigint, COALESCE(sum(multi), 0)::bigint, COALESCE(sum(rr_sum), 0),
+       COALESCE(sum(eligible), 0)::bigint, COALESCE(sum(abandoned), 0)::bigint, NULL::bigint,
+       NULL::float8, NULL::float8,
+       -- the database's collation orders the names, as in the one-by-one queries
+       row_number() OVER (PARTITION BY GROUPING(strategy, experiment, variant, day)
+                          ORDER BY strategy, experiment, variant)
+FROM (
+    -- additive counts per cell first (a hash aggregate into few rows), then every grouping from the cells
+    SELECT strategy, experiment, variant, (created_at AT TIME ZONE %(tz)s)::date AS day, count(*) AS logs,
+           count(*) FILTER (WHERE presented) AS recommended,
+           count(*) FILTER (WHERE presented AND first_click_at IS NOT NULL) AS clicked,
+           count(*) FILTER (WHERE first_click_rank = 1) AS rank1,
+           count(*) FILTER (WHERE clicked_runbooks >= 2) AS multi,
+           sum(1.0 / first_click_rank) AS rr_sum,
+           count(*) FILTER (WHERE presented AND created_at <= %(now)s - %(abandon_after)s) AS eligible,
+           count(*) FILTER (WHERE presented AND created_at <= %(now)s - %(abandon_after)s
+                            AND (first_click_at IS NULL OR first_click_at >= created_at + %(abandon_after)s))
+               AS abandoned
+    FROM per_log GROUP BY 1, 2, 3, 4
+) cells
+GROUP BY GROUPING SETS ((), (strategy), (experiment, variant), (day))
+UNION ALL
+SELECT 'decisions', GROUPING(strategy) * 8 + 7, strategy, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_click_at - created_at)),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM first_click_at - created_at)),
+       row_number() OVER (PARTITION BY GROUPING(strategy) ORDER BY strategy)
+FROM per_log WHERE first_click_at IS NOT NULL
+GROUP BY GROUPING SETS ((), (strategy))"""
+            ),
+        ]
+    )
+    params = {**filters.params(), "now": now, "abandon_after": ABANDON_AFTER, "tz": tz_name}
+    overall, decision = None, None
+    decisions, strategies, variants, days = [], [], [], {}
+    for row in _run(query, params):
+        part, grouping, strategy, experiment, variant, day, logs, recommended, clicked, rank1, multi = row[:11]
+        rr_sum, eligible, abandoned, decided, median, p90, name_order = row[11:]
+        if part == "decisions":
+            timing = DecisionTime(
+                strategy=strategy or "",
+                clicked=decided,
+                median_seconds=None if median is None else float(median),
+                p90_seconds=None if p90 is None else float(p90),
+            )
+            if grouping == _ALL:
+                decision = timing
+            else:
+                decisions.append((name_order, timing))
+        elif grouping == _ALL:
+            overall = (logs, recommended, clicked, rank1, multi, float(rr_sum), eligible, abandoned)
+        elif grouping == _BY_STRATEGY:
+            strategies.append(
+                (-logs, name_order, StrategyRow(strategy, logs, recommended, clicked, ratio(clicked, recommended)))
+            )
+        elif grouping == _BY_VARIANT:
+            if experiment != "":
+                variants.append((name_order, VariantCounts(experiment, variant, logs, recommended, clicked, rank1)))
+        elif grouping == _BY_DAY:
+            days[day] = DayRow(day, logs, recommended, clicked, ratio(clicked, recommended))
+    logs, recommended, clicked, rank1, multi, rr_sum, eligible, abandoned = overall
+    zone = ZoneInfo(tz_name)
+    day = filters.start.astimezone(zone).date()
+    last_day = (filters.end - dt.timedelta(microseconds=1)).astimezone(zone).date()
+    trend = []
+    while day <= last_day:
+        trend.append(days.get(day) or DayRow(day, 0, 0, 0, None))
+        day += dt.timedelta(days=1)
+    return LogSummary(
+        rates=Rates(
+            audit_logs=logs,
+            recommended=recommended,
+            clicked=clicked,
+            first_click_rank1=rank1,
+            multi_clicked=multi,
+            reciprocal_rank_sum=rr_sum,
+            recommendation_rate=ratio(recommended, logs),
+            click_through_rate=ratio(clicked, recommended),
+            first_choice_accuracy=ratio(rank1, clicked),
+            mean_reciprocal_rank=ratio(rr_sum, clicked),
+            multi_click_rate=ratio(multi, clicked),
+        ),
+        abandon=AbandonRate(eligible=eligible, abandoned=abandoned, abandon_rate=ratio(abandoned, eligible)),
+        time_to_decision=[decision, *(row for _, row in sorted(decisions))],
+        strategy_distribution=[row for *_, row in sorted(strategies, key=lambda item: item[:2])],
+        experiment_variant_counts=[row for _, row in sorted(variants)],
+        daily_trend=trend,
+    )
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """top_runbooks and click_rank_histogram from one scan of the presentations."""
+
+    top_runbooks: list[RunbookRow]
+    click_rank_histogram: list[RankRow]
+
+
+def pair_summary(filters: MetricFilter, *, limit: int = 20) -> PairSummary:
+    query = sql.Composed(
+        [
+            _pairs_ctes(filters),
+            sql.SQL(
+                """
+SELECT t.by_rank, t.runbook_id, r.slug, r.name, t.rank, t.impressions, t.clicks, t.mean_click_rank
+FROM (
+    SELECT GROUPING(runbook_id) = 1 AS by_rank, runbook_id, rank, count(*) AS impressions,
+           count(first_click_at) AS clicks, avg(rank) FILTER (WHERE first_click_at IS NOT NULL) AS mean_click_rank
+    FROM pairs GROUP BY GROUPING SETS ((runbook_id), (rank))
+) t LEFT JOIN runbooks r ON r.id = t.runbook_id AND NOT t.by_rank
+WHERE t.by_rank OR r.id IS NOT NULL
+ORDER BY t.by_rank, t.rank, t.impressions DESC, t.clicks DESC, r.slug"""
+            ),
+        ]
+    )
+    top, ranks = [], []
+    for by_rank, runbook_id, slug, name, rank, impressions, clicks, mean_rank in _run(query, filters.params()):
+        if by_rank:
+            ranks.append(RankRow(rank, impressions, clicks, ratio(clicks, impressions)))
+        elif len(top) < limit:
+            top.append(
+                RunbookRow(
+                    runbook_id=runbook_id,
+                    slug=slug,
+                    name=name,
+                    impressions=impressions,
+                    clicks=clicks,
+                    impression_ctr=ratio(clicks, impressions),
+                    mean_click_rank=None if mean_rank is None else float(mean_rank),
+                )
+            )
+    return PairSummary(top_runbooks=top, click_rank_histogram=ranks)
 
 
 # --- Learning from clicks (update_runbook_stats) ------------------------------------------------

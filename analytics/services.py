@@ -295,20 +295,23 @@ def analytics_dashboard(
         facts_before=analytics_facts_settled_before(),
         **options,
     )
+    # Three scans instead of nine: the six per-log metrics share one, top runbooks and ranks another.
+    logs = queries.log_summary(filters, now=now or timezone.now())
+    pairs = queries.pair_summary(filters, limit=top_limit)
     return Dashboard(
         start=start,
         end=end,
         time_zone=settings.TIME_ZONE,
         filters={key: value for key, value in options.items() if value},
-        rates=queries.rates(filters),
-        abandon=queries.abandon_rate(filters, now=now or timezone.now()),
-        time_to_decision=queries.time_to_decision(filters),
-        top_runbooks=queries.top_runbooks(filters, limit=top_limit),
-        strategy_distribution=queries.strategy_distribution(filters),
-        click_rank_histogram=queries.click_rank_histogram(filters),
+        rates=logs.rates,
+        abandon=logs.abandon,
+        time_to_decision=logs.time_to_decision,
+        top_runbooks=pairs.top_runbooks,
+        strategy_distribution=logs.strategy_distribution,
+        click_rank_histogram=pairs.click_rank_histogram,
         funnel=queries.funnel(filters),
-        daily_trend=queries.daily_trend(filters),
-        experiments=experiment_analysis(queries.experiment_variant_counts(filters)),
+        daily_trend=logs.daily_trend,
+        experiments=experiment_analysis(logs.experiment_variant_counts),
     )
 
 
