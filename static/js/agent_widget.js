@@ -1,12 +1,11 @@
 /* Floating runbook helper on every page, and the streaming client the chat page shares (window.RunbookChat).
+ * Needs tracking.js (window.RunbookTracking), loaded before it by base.html.
  * Answers stream from POST /chat/stream as server-sent events: delta* [reset] done | error.
  * Streamed text is shown as plain text; only the final, server-sanitised HTML is inserted as HTML. */
 (function () {
   "use strict";
 
-  function csrfToken() {
-    return document.body.dataset.csrfToken || "";
-  }
+  var csrfToken = window.RunbookTracking.csrfToken;
 
   function parseEvent(block) {
     var event = "message";
@@ -155,6 +154,7 @@
     var status = document.getElementById("agent-widget-status");
     var sessionId = window.sessionStorage.getItem(STORAGE_KEY) || "";
     var loaded = false;
+    window.RunbookTracking.bind(messages, "widget");
 
     function loadHistory() {
       if (loaded || !sessionId) return;

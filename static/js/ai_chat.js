@@ -13,6 +13,7 @@
     var status = document.getElementById("chat-status");
     var messages = document.getElementById("chat-messages");
     var sessionInput = form.querySelector("input[name=session_id]");
+    window.RunbookTracking.bind(messages, "chat_page");
 
     window.RunbookChat.bindEnterToSend(input, form);
     form.addEventListener("submit", function (event) {
