@@ -194,3 +194,23 @@ def test_concurrent_feedback_over_http_loses_nothing(live_server):
     feedback = AuditLog.objects.get(pk=audit_log.pk).user_modifications["feedback"]
     assert sorted(entry["comment"] for entry in feedback) == sorted(f"thread {i}" for i in range(12))
     assert len({entry["event_id"] for entry in feedback}) == 12
+
+
+def test_the_append_is_one_locked_select_and_one_update_computed_by_postgresql(user, audit_log):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.services import answer_feedback_record
+
+    for _ in range(3):
+        answer_feedback_record(user=user, audit_log_id=audit_log.pk, rating="up", comment="c" * 500)
+    with CaptureQueriesContext(connection) as queries:
+        result = answer_feedback_record(user=user, audit_log_id=audit_log.pk, rating="down")
+    assert result.feedback_count == 4 and not result.duplicate
+    statements = [
+        q["sql"] for q in queries.captured_queries if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE"))
+    ]
+    assert len(statements) == 2
+    assert statements[0].upper().startswith("SELECT") and "FOR UPDATE" in statements[0].upper()
+    assert statements[1].upper().startswith("UPDATE") and "jsonb_set" in statements[1]
+    assert "c" * 500 not in statements[1]  # earlier entries are never sent back: PostgreSQL appends

@@ -128,8 +128,10 @@ def test_history_answer_is_tracked_and_other_links_are_not(live_server, login, r
         page.get_by_role("link", name="New chat").click()  # a link outside the answers
         page.wait_for_load_state()
 
-        # The conversation reloaded from history (a full page, no streaming): its links are tracked too.
-        page.goto(f"{live_server.url}/chat/{log.session_id}/")
+        # The conversation reloaded from history (the sidebar swaps it in with htmx): tracked too.
+        page.locator("#session-list a").first.click()
+        page.wait_for_url(f"**/chat/{log.session_id}/")
+        page.locator("#chat-messages .runbook-card").first.wait_for()
         assert sent == [] and _clicks(log) == []
         card = page.locator("#chat-messages .runbook-card a.runbook-link").nth(1)
         runbook_id, rank = card.get_attribute("data-runbook-id"), int(card.get_attribute("data-rank"))
