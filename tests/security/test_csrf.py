@@ -1,0 +1,78 @@
+"""CSRF: every route that accepts a session-authenticated POST refuses it without the token (403) and
+accepts the same POST with the token (not 403). The routes are found by walking the URLconf and
+posting to each with a valid token: whatever does not answer 405 takes POSTs and is checked."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.security.test_object_access import _route_names
+
+pytestmark = pytest.mark.django_db
+
+# Every route of the site except Django's admin, of which the login form and one change form are sampled.
+ROUTES = sorted(
+    {name for _, name in _route_names(__import__("django.urls").urls.get_resolver()) if not name.startswith("admin:")}
+    | {"admin:login", "admin:runbooks_runbook_add"}
+)
+KWARGS = {
+    "chat_session": {"session_id": "session_id"},
+    "api_ai_helper_session_messages": {"session_id": "session_id"},
+    "runbooks:detail": {"pk": "restricted_id"},
+    "runbooks:execution_start": {"pk": "restricted_id"},
+    "runbooks:execution": {"pk": "execution_id"},
+    "runbooks:execution_step": {"pk": "execution_id", "index": 0},
+    "runbooks:execution_finish": {"pk": "execution_id"},
+}
+
+
+def _url(name: str, owned) -> str:
+    if not name or "/" in name:  # an unnamed pattern: its route is its name
+        return "/" + name
+    kwargs = {key: getattr(owned, value) if isinstance(value, str) else value
+              for key, value in KWARGS.get(name, {}).items()}
+    return reverse(name, kwargs=kwargs)
+
+
+def _post(client, url, **extra):
+    if url.startswith("/api/") or url == "/chat/stream":
+        return client.post(url, "{}", content_type="application/json", **extra)
+    return client.post(url, {"outcome": "succeeded", "done": "1"}, **extra)
+
+
+@pytest.mark.parametrize("name", ROUTES)
+def test_post_without_the_csrf_token_is_403(owner, name):
+    alice, owned = owner
+    alice.is_staff = alice.is_superuser = True  # so the admin forms are reachable too
+    alice.save()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.get("/chat/")  # sets the csrftoken cookie as a browser would get it
+    token = client.cookies["csrftoken"].value
+    url = _url(name, owned)
+
+    with_token = _post(client, url, HTTP_X_CSRFTOKEN=token)
+    if with_token.status_code == 405:
+        return  # a GET-only route: nothing to forge
+    assert with_token.status_code != 403, (url, with_token.status_code)
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    without = _post(client, url)
+    assert without.status_code == 403, (url, without.status_code)
+    wrong = _post(client, url, HTTP_X_CSRFTOKEN="x" * 64)
+    assert wrong.status_code == 403, (url, wrong.status_code)
+
+
+def test_token_authenticated_api_clients_need_no_csrf_token(owner):
+    """No cookie, no ambient authority: a forged cross-site request cannot carry the token header."""
+    from rest_framework.authtoken.models import Token
+
+    alice, owned = owner
+    client = Client(enforce_csrf_checks=True)
+    token = Token.objects.create(user=alice)
+    response = client.post("/api/ai-helper/track-choice", "{}", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 400
