@@ -63,6 +63,7 @@ def test_chat_page_streams_an_answer_with_cards_and_reloads_history(live_server,
     assert link.get_attribute("data-audit-log-id") == str(log.pk)
     assert link.get_attribute("data-rank")
     assert "/chat/" in page.url and str(log.session_id) in page.url
+    page.locator("#session-list a").first.wait_for()  # the sidebar refreshes after the answer (htmx)
     assert page.locator("#session-list a").count() == 1
     _assert_inert(page)
 

@@ -186,7 +186,7 @@ def test_widget_click_history_and_thumbs(live_server, login, runbooks):
     assert (str(feedback.runbook_id), feedback.rank, feedback.source, feedback.audit_log_id) == (
         card_runbook, card_rank, "widget", log.pk)
 
-    answer.get_by_role("button", name="Unhelpful answer").click()
+    answer.get_by_role("button", name="Not helpful", exact=True).click()
     answer.locator(".feedback-answer").get_by_text("Thanks, noted as not helpful.").wait_for()
     entries = AuditLog.objects.get(pk=log.pk).user_modifications["feedback"]
     assert [entry["rating"] for entry in entries] == ["down"]
