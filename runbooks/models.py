@@ -113,6 +113,8 @@ class RunbookExecution(models.Model):
     # {"<step index>": {"done": bool, "done_at": iso8601}}
     step_progress = models.JSONField(default=dict, blank=True)
     notes = models.TextField(blank=True)
+    # Where the run was started from (chat_page, widget, ...), carried onto its outcome event.
+    source = models.CharField(max_length=30, default="direct")
 
     class Meta:
         db_table = "runbook_executions"

@@ -162,6 +162,9 @@ def runbooks_embed_quietly(*, runbook_ids: Sequence) -> None:
 # --- Guided executions ------------------------------------------------------------------------
 
 
+_EVENT_SOURCES = ("chat_page", "widget", "search_page", "runbook_list", "alert_page", "direct")
+
+
 class ExecutionError(Exception):
     """The execution cannot change that way (not in progress, unknown step); message for the user."""
 
@@ -213,9 +216,10 @@ def execution_start(*, user, runbook: Runbook, audit_log_id=None, source: str = 
         session_id=audit_log.session_id if audit_log else None,
         started_at=timezone.now(),
         step_progress={},
+        source=source if source in _EVENT_SOURCES else "direct",
     )
     execution.rank = rank
-    _execution_event(execution=execution, event_type="started_execution", rank=rank, source=source)
+    _execution_event(execution=execution, event_type="started_execution", rank=rank, source=execution.source)
     return execution
 
 
@@ -244,7 +248,7 @@ def execution_step_set(*, user, execution_id, step_index: int, done: bool):
 
 
 @transaction.atomic
-def execution_finish(*, user, execution_id, succeeded: bool, notes: str = "", source: str = "direct"):
+def execution_finish(*, user, execution_id, succeeded: bool, notes: str = ""):
     from django.utils import timezone
 
     from runbooks.models import ExecutionStatus
@@ -258,7 +262,7 @@ def execution_finish(*, user, execution_id, succeeded: bool, notes: str = "", so
     if execution.audit_log_id:
         _, rank = _recommendation_rank(user=user, audit_log_id=execution.audit_log_id, runbook=execution.runbook)
     _execution_event(
-        execution=execution, event_type="succeeded" if succeeded else "failed", rank=rank, source=source
+        execution=execution, event_type="succeeded" if succeeded else "failed", rank=rank, source=execution.source
     )
     return execution
 
@@ -289,7 +293,7 @@ def executions_close_stale(*, older_than_hours: float) -> int:
             execution.finished_at = timezone.now()
             execution.save(update_fields=["status", "finished_at"])
             _execution_event(
-                execution=execution, event_type="abandoned", rank=None, source="direct",
+                execution=execution, event_type="abandoned", rank=None, source=execution.source,
                 metadata={"closed_after_hours": older_than_hours},
             )
             closed += 1

@@ -63,7 +63,7 @@ def test_execution_flow_end_to_end_from_a_recommendation(auth_client, recommende
     execution.refresh_from_db()
     assert execution.status == "succeeded" and execution.finished_at and execution.notes == "ok"
     assert set(execution.step_progress) == {"0", "2"}
-    assert [event.rank for event in _events(audit_log, "succeeded")] == [2]
+    assert [(event.rank, event.source) for event in _events(audit_log, "succeeded")] == [(2, "chat_page")]
     assert runbook_success_stats([runbook.pk]) == {runbook.pk: (1, 1)}
     again = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "failed"})
     assert again.status_code == 409 and b"already succeeded" in again.content
