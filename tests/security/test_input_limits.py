@@ -55,9 +55,26 @@ def test_json_nested_deeper_than_12_is_400(api, path):
     assert "nested deeper" in body["detail"]
 
 
-@pytest.mark.parametrize("path", _apis(query_xfail=True))
-def test_pathologically_deep_json_is_a_4xx_not_a_500(api, path):
-    response = api.post(path, _deep(50_000), content_type="application/json")
+S10 = pytest.mark.xfail(
+    strict=True,
+    reason="FINDING S-10: LimitedJSONParser catches ValueError only: 5000 nested arrays (10 KB, under the byte "
+    "limit) raise RecursionError in json.loads: 500; fix in aihelper/api_limits.py, diff in docs/security.md",
+)
+
+
+def _deep_params():
+    # 50 000 levels is over the byte limit (413 first); 5 000 is under it but past Python's recursion limit.
+    for path in JSON_APIS:
+        for levels in (50_000, 5_000):
+            marks = [S4] if path.endswith("query") else [S10] if levels == 5_000 else []
+            yield pytest.param(path, levels, marks=marks, id=f"{path}-{levels}")
+
+
+@pytest.mark.parametrize(("path", "levels"), list(_deep_params()))
+def test_pathologically_deep_json_is_a_4xx_not_a_500(client, user, path, levels):
+    client.raise_request_exception = False
+    client.force_login(user)
+    response = client.post(path, _deep(levels), content_type="application/json")
     assert 400 <= response.status_code < 500, response.status_code
 
 
