@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from tests.e2e.conftest import browser, login, page  # noqa: F401 - the e2e fixtures, reused
+from tests.e2e.conftest import CHROMIUM, login, page  # noqa: F401 - the e2e fixtures, reused
 from tests.factories import RunbookFactory, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, available_apps=settings.INSTALLED_APPS)]
@@ -45,6 +45,28 @@ DOM_CHECK = """() => {
   if (window.__xss !== undefined) bad.push('window.__xss=' + window.__xss);
   return bad;
 }"""
+
+
+@pytest.fixture(scope="module")
+def browser(request):
+    """The e2e suite's Chromium when it is already running in this session (Playwright's sync API allows one
+    per thread), else one of our own for this module."""
+    for fixturedef in request._fixturemanager._arg2fixturedefs.get("browser", ()):
+        cached = getattr(fixturedef, "cached_result", None)
+        if fixturedef.baseid.startswith("tests/e2e") and cached and cached[0] is not None:
+            yield cached[0]
+            return
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is missing: apt-get update && apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            headless=True,
+        )
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture
