@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY=
 
-.PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-deps
+.PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-deps
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,6 @@ bench-analytics: install
 
 bench-feedback: install
 	$(TEST_ENV) $(PY) benchmarks/feedback_simulation.py $(BENCH_ARGS)
+
+bench-hnsw: install
+	$(TEST_ENV) $(PY) benchmarks/hnsw_tuning.py $(BENCH_ARGS)

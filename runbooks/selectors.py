@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet
 from pgvector.django import CosineDistance
 
@@ -118,6 +118,12 @@ def smoothed_success(succeeded: int, finished: int, prior: float = 2.0) -> float
 
 _WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*", re.UNICODE)
 MAX_QUERY_WORDS = 64
+# HNSW settings for the vector leg, measured by benchmarks/hnsw_tuning.py (docs/operations.md, "pgvector
+# index tuning"). pgvector's default ef_search (40) gives recall@30 0.93 with every runbook visible, and
+# when visibility leaves 10 % of the rows the index scan stops after ef_search tuples and the filter runs
+# afterwards: ~4 of 30 candidates. An iterative scan keeps going until LIMIT rows pass the filter.
+HNSW_EF_SEARCH = 80
+HNSW_ITERATIVE_SCAN = "relaxed_order"
 # A query word whose lexemes all occur in more than this many runbooks (planner statistics) is not
 # used to *find* keyword candidates: it matches a large share of a big corpus and ranking those
 # matches is what made the full-text leg slow. It still counts in the keyword score of the
@@ -302,12 +308,19 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timin
         vector = get_embedder().embed_query(text)
         timings["embed_ms"] = round((time.perf_counter() - started) * 1000, 2)
         started = time.perf_counter()
-        rows = (
-            base.filter(embedding__isnull=False)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("pk", "distance")[: config.candidates]
-        )
+        # set_config(..., true) is SET LOCAL with bound values: it ends with this transaction.
+        # relaxed_order may return candidates slightly out of distance order; fusion re-sorts them.
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
+                [str(max(HNSW_EF_SEARCH, config.candidates)), HNSW_ITERATIVE_SCAN],
+            )
+            rows = list(
+                base.filter(embedding__isnull=False)
+                .annotate(distance=CosineDistance("embedding", vector))
+                .order_by("distance")
+                .values_list("pk", "distance")[: config.candidates]
+            )
         semantic = {pk: 1.0 - float(distance) for pk, distance in rows}
         timings["vector_ms"] = round((time.perf_counter() - started) * 1000, 2)
     except EmbeddingError as exc:
