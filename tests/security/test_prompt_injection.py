@@ -70,7 +70,7 @@ def test_only_presented_runbooks_stay_linked(user, library, injected, fake_anthr
 
 @pytest.mark.xfail(
     strict=True,
-    reason="FINDING S-1: answer_links_filter keeps external http(s) links the model writes (prompt rule 3 says "
+    reason="FINDING S-1: off-site http(s) links the model writes stay clickable in the answer (prompt rule 3 says "
     "'Never link anything else'); fix in aihelper/services/chat.py, diff in docs/security.md",
 )
 def test_external_links_from_an_injected_model_are_not_clickable(user, library, injected, fake_anthropic):
@@ -105,7 +105,7 @@ def test_runbook_text_cannot_close_the_reference_block(user, injected, fake_anth
 @pytest.mark.xfail(
     strict=True,
     reason="FINDING S-2: prompts._clip neutralises only the exact lower-case delimiter; '</REFERENCE_DATA>' and "
-    "'< /reference_data >' reach the model verbatim; fix in aihelper/prompts.py, diff in docs/security.md",
+    "'</Reference_Data>' reach the model verbatim; fix in aihelper/prompts.py, diff in docs/security.md",
 )
 def test_no_spelling_of_the_delimiter_survives(user, injected, fake_anthropic):
     chat_answer(user=user, message="node disk is full, pods evicted")
