@@ -18,14 +18,17 @@ class PayloadTooLarge(APIException):
     default_detail = "The request body is too large."
 
 
-def _depth(value, limit: int, level: int = 1) -> int:
+def json_depth(value, limit: int, level: int = 1) -> int:
+    """Nesting depth of parsed JSON, counted only up to just past ``limit`` (never recursing deeper)."""
     if level > limit:
         return level
-    if isinstance(value, dict):
-        return max((_depth(item, limit, level + 1) for item in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(item, limit, level + 1) for item in value), default=level)
-    return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    deepest = level
+    for child in children:
+        deepest = max(deepest, json_depth(child, limit, level + 1))
+        if deepest > limit:
+            break
+    return deepest
 
 
 class LimitedJSONParser(JSONParser):
@@ -50,9 +53,11 @@ class LimitedJSONParser(JSONParser):
             raise ParseError("The request body is empty; send a JSON object.")
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except RecursionError:
+            raise ParseError(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The request body is not valid JSON: {exc}") from None
-        if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             raise ParseError(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
         return data
 

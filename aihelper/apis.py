@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aihelper.api_limits import LimitedJSONParser
 from aihelper.models import ChatSession
 from aihelper.selectors import chat_messages_display, chat_session_get, chat_session_list
 from aihelper.services.orchestrator import SessionNotFound, chat_answer
@@ -18,6 +19,18 @@ from audit.models import EventSource
 from runbooks.selectors import InvalidQuery
 
 PAGE_CONTEXT_MAX_CHARS = 2000
+ERROR_BODY = inline_serializer(
+    "ChatErrorBody",
+    fields={
+        "error": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(required=False),
+    },
+)
+AUTH_ERRORS = {
+    401: OpenApiResponse(ERROR_BODY, description="Not logged in"),
+    403: OpenApiResponse(ERROR_BODY, description="CSRF token missing or wrong (session auth)"),
+}
 
 
 class PageContextSerializer(serializers.Serializer):
@@ -68,6 +81,7 @@ class SolutionSerializer(serializers.Serializer):
 
 
 class QueryApi(APIView):
+    parser_classes = [LimitedJSONParser]
     InputSerializer = ChatQueryInputSerializer
 
     class OutputSerializer(serializers.Serializer):
@@ -80,7 +94,16 @@ class QueryApi(APIView):
         degraded = serializers.BooleanField()
         provider = serializers.CharField()
 
-    @extend_schema(request=ChatQueryInputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=ChatQueryInputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(ERROR_BODY, description="Invalid fields or malformed JSON"),
+            404: OpenApiResponse(ERROR_BODY, description="Unknown session, or someone else's"),
+            413: OpenApiResponse(ERROR_BODY, description="Body larger than API_MAX_BODY_BYTES"),
+            **AUTH_ERRORS,
+        },
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -124,7 +147,13 @@ class SessionMessagesApi(APIView):
         degraded = serializers.BooleanField()
         provider = serializers.CharField()
 
-    @extend_schema(responses={200: OutputSerializer(many=True)})
+    @extend_schema(
+        responses={
+            200: OutputSerializer(many=True),
+            404: OpenApiResponse(ERROR_BODY, description="Unknown session, or someone else's"),
+            **AUTH_ERRORS,
+        }
+    )
     def get(self, request, session_id):
         try:
             session = chat_session_get(user=request.user, session_id=session_id)

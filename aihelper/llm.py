@@ -163,6 +163,8 @@ class AnthropicProvider:
                     if text:
                         yield text
                 message = stream.get_final_message()
+            if getattr(message, "stop_reason", None) is None:
+                raise LLMError("malformed reply: the stream ended before message_stop (truncated)")
         except LLMError:
             raise
         except anthropic.APIStatusError as exc:

@@ -7,6 +7,7 @@ can never change its instructions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -76,9 +77,12 @@ class Prompt:
     question: str
 
 
+_DELIMITER_NAME = re.compile(r"reference[\s_]*data", re.IGNORECASE)
+
+
 def _clip(text: str, limit: int) -> str:
-    # Runbook text must not be able to close the reference block and speak as the engineer.
-    text = " ".join((text or "").split()).replace("reference_data", "reference-data")
+    # Runbook text must not be able to close the reference block and speak as the engineer, in any spelling.
+    text = _DELIMITER_NAME.sub("reference-data", " ".join((text or "").split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

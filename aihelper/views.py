@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
+from aihelper.api_limits import MAX_JSON_DEPTH, json_depth
 from aihelper.apis import ChatQueryInputSerializer
 from aihelper.models import ChatSession
 from aihelper.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
@@ -107,6 +108,11 @@ def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
         yield _sse("error", {"message": "Something went wrong while answering; nothing was saved. Try again."})
 
 
+def _too_deep() -> JsonResponse:
+    detail = f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels."
+    return JsonResponse({"error": "invalid", "detail": detail}, status=400)
+
+
 @require_POST
 def chat_stream(request: HttpRequest) -> HttpResponse:
     """POST JSON {message, session_id?, page_context?, source?} -> text/event-stream of
@@ -117,6 +123,10 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
         payload = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         return JsonResponse({"error": "invalid", "detail": "The request body must be JSON."}, status=400)
+    except RecursionError:
+        return _too_deep()
+    if json_depth(payload, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return _too_deep()
     if not isinstance(payload, dict):
         return JsonResponse({"error": "invalid", "detail": "The request body must be a JSON object."}, status=400)
     serializer = ChatQueryInputSerializer(data=payload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +15,16 @@ class IsStaff(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+ERROR_BODY = inline_serializer(
+    "MetricsErrorBody",
+    fields={
+        "error": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(required=False),
+    },
+)
 
 
 class MetricsApi(APIView):
@@ -37,7 +47,12 @@ class MetricsApi(APIView):
             OpenApiParameter("experiment", str),
             OpenApiParameter("variant", str),
         ],
-        responses={200: dict},
+        responses={
+            200: dict,
+            400: OpenApiResponse(ERROR_BODY, description="Invalid range or filter"),
+            401: OpenApiResponse(ERROR_BODY, description="Not logged in"),
+            403: OpenApiResponse(ERROR_BODY, description="Not staff"),
+        },
     )
     def get(self, request):
         serializer = self.InputSerializer(data=request.query_params)

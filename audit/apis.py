@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -257,7 +257,14 @@ class EventIngestApi(APIView):
         responses={
             201: OpenApiResponse(OutputSerializer, description="At least one event stored"),
             200: OpenApiResponse(OutputSerializer, description="Only duplicates: nothing new stored"),
-            400: OpenApiResponse(OutputSerializer, description="Every event rejected, or the body is invalid"),
+            400: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="EventsBadRequest",
+                    serializers=[OutputSerializer, ERROR_BODY],
+                    resource_type_field_name=None,
+                ),
+                description="Every event rejected (the batch report), or the body is invalid (an error body)",
+            ),
             **{code: value for code, value in COMMON_ERRORS.items() if code != 400},
         },
         description=f"Batch of up to {MAX_EVENTS_PER_REQUEST} interaction events. Valid ones are stored "

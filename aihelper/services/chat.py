@@ -21,6 +21,8 @@ _AUTOLINK = re.compile(r"<(?P<url>[a-z][a-z0-9+.-]*:[^<>\s]*)>", re.IGNORECASE)
 _REFERENCE_DEF = re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]*<?(?P<url>\S+?)>?(?:[ \t]+.*)?$", re.MULTILINE)
 # Any link whose path is under /runbooks/ (relative or on any host), with the id it names if any.
 _RUNBOOK_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?(?://[^/]*)?/runbooks/(?P<id>[^/?#]*)", re.IGNORECASE)
+# A URL that leaves this site: any scheme (http, https, mailto...) or a protocol-relative //host.
+_OFF_SITE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
 # Anchors as serialised by the sanitizer: attributes double-quoted, quotes inside escaped.
 _ANCHOR = re.compile(r'<a href="(?P<href>[^"]*)"(?P<attrs>[^>]*)>(?P<inner>.*?)</a>', re.DOTALL)
 
@@ -105,7 +107,12 @@ def answer_html(*, markdown: str, ranks: Mapping[str, int], audit_log_id) -> tup
         nonlocal unwrapped
         runbook_id = _runbook_id(match.group("href"))
         if runbook_id is None:
-            return match.group(0)
+            if not _OFF_SITE.match(html.unescape(match.group("href")).strip()):
+                return match.group(0)
+            # Prompt rule 3: the model links only presented runbooks; an off-site link (one a runbook's text
+            # talked it into, say) becomes its text, so no answer sends an engineer elsewhere.
+            unwrapped += 1
+            return match.group("inner")
         runbook_id = _normalise_id(runbook_id)
         if runbook_id not in ranks:
             unwrapped += 1

@@ -12,16 +12,9 @@ from django.conf import settings
 pytestmark = pytest.mark.django_db
 
 JSON_APIS = ["/api/ai-helper/track-choice", "/api/ai-helper/events", "/api/ai-helper/query"]
-S4 = pytest.mark.xfail(
-    strict=True,
-    reason="FINDING S-4: /api/ai-helper/query uses DRF's plain JSONParser, not LimitedJSONParser: no 64 KiB "
-    "limit (413) and a deeply nested body is a RecursionError (500); fix in aihelper/apis.py, diff in "
-    "docs/security.md",
-)
-
-
 def _apis(*, query_xfail: bool):
-    return [pytest.param(path, marks=S4) if query_xfail and path.endswith("query") else path for path in JSON_APIS]
+    # Findings S-4 (query API without the body/depth limits) is fixed: every JSON API is held to them.
+    return list(JSON_APIS)
 
 
 def _deep(levels: int) -> str:
@@ -55,19 +48,11 @@ def test_json_nested_deeper_than_12_is_400(api, path):
     assert "nested deeper" in body["detail"]
 
 
-S10 = pytest.mark.xfail(
-    strict=True,
-    reason="FINDING S-10: LimitedJSONParser catches ValueError only: 5000 nested arrays (10 KB, under the byte "
-    "limit) raise RecursionError in json.loads: 500; fix in aihelper/api_limits.py, diff in docs/security.md",
-)
-
-
 def _deep_params():
     # 50 000 levels is over the byte limit (413 first); 5 000 is under it but past Python's recursion limit.
     for path in JSON_APIS:
         for levels in (50_000, 5_000):
-            marks = [S4] if path.endswith("query") else [S10] if levels == 5_000 else []
-            yield pytest.param(path, levels, marks=marks, id=f"{path}-{levels}")
+            yield pytest.param(path, levels, id=f"{path}-{levels}")
 
 
 @pytest.mark.parametrize(("path", "levels"), list(_deep_params()))
@@ -140,11 +125,6 @@ def test_empty_or_non_object_bodies_are_400(api):
             assert response.json()["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING S-5: /chat/stream parses with json.loads and catches only ValueError: a deeply nested body "
-    "raises RecursionError (500); no depth limit either; fix in aihelper/views.py, diff in docs/security.md",
-)
 @pytest.mark.parametrize("levels", [13, 50_000])
 def test_chat_stream_deep_json_is_400(api, levels):
     response = api.post("/chat/stream", _deep(levels), content_type="application/json")

@@ -72,12 +72,7 @@ def truncating(settings):
     server.stop()
 
 
-S3 = pytest.mark.xfail(
-    strict=True,
-    reason="FINDING S-3: a stream that ends without message_stop is taken as a complete answer (stop_reason "
-    "None, not degraded, the partial text stored); fix in aihelper/llm.py, diff in docs/security.md",
-)
-CUT_MODES = [pytest.param("truncate", marks=S3), pytest.param("cut", marks=S3)]
+CUT_MODES = ["truncate", "cut"]
 
 
 def _closed_port() -> int:

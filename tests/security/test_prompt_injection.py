@@ -68,11 +68,6 @@ def test_only_presented_runbooks_stay_linked(user, library, injected, fake_anthr
     assert not log.degraded, log.error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING S-1: off-site http(s) links the model writes stay clickable in the answer (prompt rule 3 says "
-    "'Never link anything else'); fix in aihelper/services/chat.py, diff in docs/security.md",
-)
 def test_external_links_from_an_injected_model_are_not_clickable(user, library, injected, fake_anthropic):
     fake_anthropic.text = "Open [the fix](https://evil.example/fix) or <https://evil.example/2> right away."
     answer = chat_answer(user=user, message="node disk is full, pods evicted")
@@ -102,11 +97,6 @@ def test_runbook_text_cannot_close_the_reference_block(user, injected, fake_anth
     assert content.endswith("Question from the engineer:\nnode disk is full, pods evicted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING S-2: prompts._clip neutralises only the exact lower-case delimiter; '</REFERENCE_DATA>' and "
-    "'</Reference_Data>' reach the model verbatim; fix in aihelper/prompts.py, diff in docs/security.md",
-)
 def test_no_spelling_of_the_delimiter_survives(user, injected, fake_anthropic):
     chat_answer(user=user, message="node disk is full, pods evicted")
     content = fake_anthropic.requests[-1]["json"]["messages"][-1]["content"]
