@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | md5sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
-TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY=
+TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY= THROTTLE_CHAT=10000/min
 
 .PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-deps
 

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from aihelper.api_limits import LimitedJSONParser
@@ -80,8 +81,15 @@ class SolutionSerializer(serializers.Serializer):
     can_execute = serializers.BooleanField()
 
 
+class ChatThrottle(UserRateThrottle):
+    """Each answer costs retrieval, an LLM call and a worker for its duration: THROTTLE_CHAT per user."""
+
+    scope = "chat"
+
+
 class QueryApi(APIView):
     parser_classes = [LimitedJSONParser]
+    throttle_classes = [ChatThrottle]
     InputSerializer = ChatQueryInputSerializer
 
     class OutputSerializer(serializers.Serializer):
@@ -101,6 +109,7 @@ class QueryApi(APIView):
             400: OpenApiResponse(ERROR_BODY, description="Invalid fields or malformed JSON"),
             404: OpenApiResponse(ERROR_BODY, description="Unknown session, or someone else's"),
             413: OpenApiResponse(ERROR_BODY, description="Body larger than API_MAX_BODY_BYTES"),
+            429: OpenApiResponse(ERROR_BODY, description="Throttled (THROTTLE_CHAT); see Retry-After"),
             **AUTH_ERRORS,
         },
     )

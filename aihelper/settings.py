@@ -206,7 +206,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "tracking": env_str("THROTTLE_TRACKING", "600/min"),
         "events": env_str("THROTTLE_EVENTS", "120/min"),
-        "chat": env_str("THROTTLE_CHAT", "30/min"),
+        "chat": env_str("THROTTLE_CHAT", "60/min"),
     },
 }
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)

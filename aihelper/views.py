@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from aihelper.api_limits import MAX_JSON_DEPTH, json_depth
-from aihelper.apis import ChatQueryInputSerializer
+from aihelper.apis import ChatQueryInputSerializer, ChatThrottle
 from aihelper.models import ChatSession
 from aihelper.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
 from aihelper.services.orchestrator import (
@@ -119,6 +119,15 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
     delta / reset / done / error events; ``done`` carries the sanitised answer HTML with its cards."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": "not_authenticated", "detail": "Log in to use the chat."}, status=401)
+    throttle = ChatThrottle()
+    if not throttle.allow_request(request, None):
+        wait = int(throttle.wait() or 1)
+        detail = f"Too many questions; try again in {wait} s."
+        return JsonResponse(
+            {"error": "throttled", "detail": detail, "retry_after_seconds": wait},
+            status=429,
+            headers={"Retry-After": str(wait)},
+        )
     try:
         payload = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
