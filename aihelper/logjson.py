@@ -17,6 +17,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         payload.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
+        if "request_id" not in payload:
+            from aihelper.middleware import current_request_id
+
+            if current_request_id.get():
+                payload["request_id"] = current_request_id.get()
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextvars import ContextVar
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 
 logger = logging.getLogger("aihelper.request")
+# The current request's id, added to every log line written while it is handled (aihelper/logjson.py).
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")
 
 
 class RequestIdMiddleware:
@@ -19,8 +22,12 @@ class RequestIdMiddleware:
     def __call__(self, request):
         supplied = request.headers.get("X-Request-ID", "")
         request.request_id = supplied if 0 < len(supplied) <= 64 and supplied.isprintable() else uuid.uuid4().hex
+        token = current_request_id.set(request.request_id)
         started = time.perf_counter()
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
         response["X-Request-ID"] = request.request_id
         logger.info(
             "request",

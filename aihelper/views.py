@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from aihelper.api_limits import MAX_JSON_DEPTH, json_depth
 from aihelper.apis import ChatQueryInputSerializer, ChatThrottle
+from aihelper.middleware import current_request_id
 from aihelper.models import ChatSession
 from aihelper.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
 from aihelper.services.orchestrator import (
@@ -77,6 +78,8 @@ def _sse(event: str, data: dict) -> str:
 
 
 def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
+    # The body is produced after the middleware returned: carry the request id into its log lines.
+    current_request_id.set(getattr(request, "request_id", ""))
     try:
         for event in events:
             if isinstance(event, AnswerDelta):

@@ -271,6 +271,20 @@ def _answer_events(
         markdown=markdown, ranks={s["id"]: s["rank"] for s in solutions}, audit_log_id=audit_log.pk
     )
     timings["render"] = round(timings["render"] + _ms(started), 2)
+    # Timings and outcome only: never the question, the answer or anything secret at INFO.
+    logger.info(
+        "chat answer",
+        extra={
+            "audit_log_id": str(audit_log.pk),
+            "provider": provider.name,
+            "strategy": outcome.strategy,
+            "solutions": len(solutions),
+            "degraded": answer_degraded,
+            "timings_ms": {**timings, "retrieval_detail": outcome.timings_ms},
+            "input_tokens": reply.input_tokens if reply else None,
+            "output_tokens": reply.output_tokens if reply else None,
+        },
+    )
     yield ChatAnswer(
         session=session,
         audit_log=audit_log,
