@@ -26,7 +26,8 @@ from aihelper.selectors import chat_history, chat_session_get
 from aihelper.services.chat import answer_html, answer_links_filter, runbook_url
 from audit.models import AuditLog, EventSource
 from audit.services import audit_log_create
-from runbooks.selectors import SearchConfig, SearchOutcome, SearchResult, runbook_search
+from runbooks.access import runbook_can_execute
+from runbooks.selectors import SearchConfig, SearchOutcome, runbook_search
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +65,6 @@ class ChatAnswer:
     timings_ms: dict = field(default_factory=dict)
 
 
-def runbook_can_execute(*, result: SearchResult, user, user_group_ids: set[int]) -> bool:
-    """Rule (docs/chat.md): the user can see it (enabled, visible) and, if it is automated, is staff or
-    in one of its allowed groups. Manual runbooks may be followed by anyone who can see them."""
-    runbook = result.runbook
-    if not runbook.enabled:
-        return False
-    if not runbook.is_automated or user.is_staff or user.is_superuser:
-        return True
-    return any(group.pk in user_group_ids for group in runbook.allowed_groups.all())
-
-
 def _solutions(*, outcome: SearchOutcome, user) -> list[dict]:
     recommended = outcome.recommended
     group_ids = set(user.groups.values_list("pk", flat=True)) if recommended else set()
@@ -89,7 +79,7 @@ def _solutions(*, outcome: SearchOutcome, user) -> list[dict]:
             "confidence_components": result.components,
             "success_rate": result.success_rate,
             "success_samples": result.success_samples,
-            "can_execute": runbook_can_execute(result=result, user=user, user_group_ids=group_ids),
+            "can_execute": runbook_can_execute(runbook=result.runbook, user=user, user_group_ids=group_ids),
             "url": runbook_url(result.runbook.pk),
         }
         for result in recommended
