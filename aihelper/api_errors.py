@@ -1,13 +1,15 @@
 """Every API error is JSON that says what is wrong: {"error": code, "detail": text, "fields": {...}}."""
 
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DatabaseError):
+    # Only a lost or refused connection is an outage; any other database error is a bug and must surface
+    # as one (500 with a traceback in the logs), not as "retry in 5 s".
+    if isinstance(exc, OperationalError | InterfaceError):
         return Response(
             {"error": "database_unavailable", "detail": "The database is unavailable; try again shortly."},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -159,6 +159,8 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP: health answers must not be redirected.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -181,7 +183,7 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / ".data" / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -206,6 +208,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "tracking": env_str("THROTTLE_TRACKING", "600/min"),
         "events": env_str("THROTTLE_EVENTS", "120/min"),
+        # Counted in the process-local cache: with N gunicorn workers (or instances) a user gets up to N
+        # times the rate. Documented in docs/tracking.md; a shared cache would make it exact.
         "chat": env_str("THROTTLE_CHAT", "60/min"),
     },
 }

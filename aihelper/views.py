@@ -79,7 +79,7 @@ def _sse(event: str, data: dict) -> str:
 
 def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
     # The body is produced after the middleware returned: carry the request id into its log lines.
-    current_request_id.set(getattr(request, "request_id", ""))
+    token = current_request_id.set(getattr(request, "request_id", ""))
     try:
         for event in events:
             if isinstance(event, AnswerDelta):
@@ -109,6 +109,12 @@ def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
     except Exception:  # noqa: BLE001 - the stream has started: report the failure as an event, not a 500
         logger.exception("chat stream failed")
         yield _sse("error", {"message": "Something went wrong while answering; nothing was saved. Try again."})
+    finally:
+        current_request_id.reset(token)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _too_deep() -> JsonResponse:
@@ -153,7 +159,7 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
             message=data["message"],
             session_id=data.get("session_id"),
             page_context=data.get("page_context"),
-            source=STREAM_SOURCES.get(payload.get("source"), EventSource.CHAT_PAGE),
+            source=STREAM_SOURCES.get(_text(payload.get("source")), EventSource.CHAT_PAGE),
         )
     except SessionNotFound:
         return JsonResponse({"error": "not_found", "detail": "No such chat session."}, status=404)

@@ -62,7 +62,10 @@ class SmallJSONField(serializers.JSONField):
 
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
-        if len(json.dumps(data)) > MAX_CONTEXT_BYTES:
+        encoded = json.dumps(data)
+        if "\\u0000" in encoded:
+            raise serializers.ValidationError("Must not contain NUL characters (PostgreSQL cannot store them).")
+        if len(encoded) > MAX_CONTEXT_BYTES:
             raise serializers.ValidationError(f"Must be at most {MAX_CONTEXT_BYTES} bytes of JSON.")
         return data
 

