@@ -301,91 +301,55 @@ def click_record(
     session_id: uuid.UUID | None = None,
     source: str = EventSource.DIRECT,
 ) -> ClickResult:
-    """Append a click to the audit log and write its event, atomically.
+    """Append a click to the audit log and write its event, atomically, in one round trip.
 
-    The audit log row is locked (SELECT ... FOR UPDATE) and the click is appended by one UPDATE that
-    PostgreSQL computes, so concurrent clicks serialise and none is lost. Raises AuditLog.DoesNotExist
-    for someone else's (or an unknown) audit log, TrackingRejected for contradictions.
+    The work is the database function ``audit_click_record`` (audit/migrations/0005): it locks the user's
+    audit log row (SELECT ... FOR UPDATE), so concurrent clicks serialise and none is lost; checks the
+    session, a repeated event_id (acknowledged, stored once), that the solution was presented and the
+    client rank; appends the click and the latest-choice keys; writes the event for runbook solutions.
+    Raises AuditLog.DoesNotExist for someone else's (or an unknown) audit log, TrackingRejected for
+    contradictions, DuplicateEvent when the event_id belongs to another event.
     """
-    from audit.selectors import audit_logs_for_user, presented_solution
+    from django.db import connection
 
     event_id = event_id or uuid.uuid4()
-    with transaction.atomic():
-        audit_log = (
-            audit_logs_for_user(user)
-            .select_for_update()
-            .only("id", "session_id", "created_at", "ai_action_details")
-            .annotate(click_count=_ListLength("clicks"))
-            .get(pk=audit_log_id)
+    try:
+        # A stored-procedure call with bound parameters: the one raw statement outside analytics/queries.py,
+        # kept because this is the hot path (docs/decisions.md).
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT audit_click_record(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [user.pk, audit_log_id, session_id, str(solution_id), solution_type, user_action, client_rank,
+                 event_id, source, ACTION_EVENT_TYPES[user_action]],
+            )
+            outcome = cursor.fetchone()[0]
+            if isinstance(outcome, str):
+                outcome = json.loads(outcome)
+    except IntegrityError as exc:
+        if "runbook_interaction_event_ids_pkey" in str(exc):
+            raise DuplicateEvent(str(event_id)) from None
+        raise
+    status = outcome["status"]
+    if status == "not_found":
+        raise AuditLog.DoesNotExist(f"no audit log {audit_log_id} for this user")
+    if status == "session_mismatch":
+        raise TrackingRejected("session_id", "audit_log_id does not belong to this session_id.")
+    if status == "not_presented":
+        raise TrackingRejected(
+            "solution_chosen_id", f"{solution_type} {solution_id} was not presented in audit log {audit_log_id}."
         )
-        if session_id is not None and audit_log.session_id != session_id:
-            raise TrackingRejected("session_id", "audit_log_id does not belong to this session_id.")
-        if audit_log.click_count:
-            previous = (
-                AuditLog.objects.filter(pk=audit_log.pk)
-                .annotate(previous=_StoredEntry("clicks", event_id))
-                .values_list("previous", flat=True)
-                .first()
-            )
-            if previous:
-                return ClickResult(
-                    audit_log.pk, event_id, audit_log.click_count, previous.get("rank"),
-                    previous["time_to_decision_seconds"], True,
-                )
-        solution = presented_solution(audit_log, solution_id=solution_id, solution_type=solution_type)
-        if solution is None:
-            raise TrackingRejected(
-                "solution_chosen_id", f"{solution_type} {solution_id} was not presented in audit log {audit_log.pk}."
-            )
-        rank = solution.get("rank")
-        if client_rank is not None and client_rank != rank:
-            raise TrackingRejected(
-                "solution_chosen_rank", f"rank {client_rank} disagrees with the presented rank {rank}."
-            )
-        chosen_at = timezone.now()
-        time_to_decision = round(max(0.0, (chosen_at - audit_log.created_at).total_seconds()), 3)
-        click = {
-            "event_id": str(event_id),
-            "solution_chosen_id": str(solution_id),
-            "solution_chosen_type": solution_type,
-            "user_action": user_action,
-            "rank": rank,
-            "source": source,
-            "chosen_at": chosen_at.isoformat(),
-            "time_to_decision_seconds": time_to_decision,
-        }
-        latest = {
-            "solution_chosen_id": str(solution_id),
-            "solution_chosen_type": solution_type,
-            "solution_chosen_rank": rank,
-            "user_action": user_action,
-            "chosen_at": click["chosen_at"],
-        }
-        AuditLog.objects.filter(pk=audit_log.pk).update(
-            user_modifications=_JsonbAppend(key="clicks", item=click, replace=latest)
+    if status == "rank_mismatch":
+        raise TrackingRejected(
+            "solution_chosen_rank", f"rank {client_rank} disagrees with the presented rank {outcome['rank']}."
         )
-        if solution_type == "runbook":
-            details = audit_log.ai_action_details
-            interaction_event_record(
-                event=EventInput(
-                    runbook_id=solution_id,
-                    event_type=ACTION_EVENT_TYPES[user_action],
-                    user_id=user.pk,
-                    session_id=audit_log.session_id,
-                    audit_log_id=audit_log.pk,
-                    rank=rank,
-                    source=source,
-                    event_id=event_id,
-                    experiment=details.get("experiment") or "",
-                    variant=details.get("variant") or "",
-                    metadata={"user_action": user_action},
-                ),
-                event_timestamp=chosen_at,
-                # The row lock serialises clicks on this log, and an event_id clash with another
-                # log's event aborts this whole transaction anyway: no savepoint needed.
-                savepoint=False,
-            )
-    return ClickResult(audit_log.pk, event_id, audit_log.click_count + 1, rank, time_to_decision, False)
+    return ClickResult(
+        audit_log_id=audit_log_id if isinstance(audit_log_id, uuid.UUID) else uuid.UUID(str(audit_log_id)),
+        event_id=event_id,
+        click_count=outcome["click_count"],
+        rank=outcome["rank"],
+        time_to_decision_seconds=float(outcome["time_to_decision_seconds"]),
+        duplicate=status == "duplicate",
+    )
 
 
 FEEDBACK_RATINGS = ("up", "down")
