@@ -231,6 +231,9 @@ class Verifier:
         if response.status != 200:
             raise CheckFailed(f"query API answered HTTP {response.status}: {response.text[:200]}")
         body = response.json()
+        # Remember what was created before judging it, so cleanup finds it even when the check fails.
+        if body.get("audit_log_id"):
+            self.state.created_audit_logs.append(body["audit_log_id"])
         solutions = body.get("solutions") or []
         if not solutions:
             raise CheckFailed(f"nothing recommended for {self.state.query[:60]!r} (strategy "
@@ -240,7 +243,6 @@ class Verifier:
         self.state.audit_log_id = body.get("audit_log_id", "")
         self.state.session_id = body.get("session_id", "")
         self.state.solution = solutions[0]
-        self.state.created_audit_logs.append(self.state.audit_log_id)
         return f"{solutions[0]['slug']} recommended at rank 1 (confidence {solutions[0]['confidence']:.2f})"
 
     def check_chat(self) -> str:
@@ -374,6 +376,11 @@ class Verifier:
         from audit.models import AuditLog, EventIdClaim, RunbookInteractionEvent
 
         ids = [audit_id for audit_id in self.state.created_audit_logs if audit_id]
+        if self.state.created_user_id:
+            # Everything the temporary user produced, whichever check stopped the run.
+            own = AuditLog.objects.filter(user_id=self.state.created_user_id).values_list("pk", flat=True)
+            ids += [str(pk) for pk in own]
+        ids = list(dict.fromkeys(ids))
         with transaction.atomic():
             if ids:
                 event_ids = list(
@@ -384,6 +391,8 @@ class Verifier:
                 AuditLog.objects.filter(pk__in=ids).delete()
             if self.state.session_id:
                 ChatSession.objects.filter(pk=self.state.session_id).delete()
+            if self.state.created_user_id:
+                ChatSession.objects.filter(user_id=self.state.created_user_id).delete()
             if self.state.created_user_id:
                 get_user_model().objects.filter(pk=self.state.created_user_id).delete()
 
