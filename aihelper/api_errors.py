@@ -1,9 +1,20 @@
 """Every API error is JSON that says what is wrong: {"error": code, "detail": text, "fields": {...}}."""
 
 from django.db import InterfaceError, OperationalError
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+# The error envelope as an OpenAPI component, for every view's documented error responses.
+ERROR_BODY = inline_serializer(
+    "ErrorBody",
+    fields={
+        "error": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(required=False),
+    },
+)
 
 
 def exception_handler(exc, context):

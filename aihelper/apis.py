@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
+from aihelper.api_errors import ERROR_BODY
 from aihelper.api_limits import LimitedJSONParser
 from aihelper.models import ChatSession
 from aihelper.selectors import chat_messages_display, chat_session_get, chat_session_list
@@ -20,14 +21,6 @@ from audit.models import EventSource
 from runbooks.selectors import InvalidQuery
 
 PAGE_CONTEXT_MAX_CHARS = 2000
-ERROR_BODY = inline_serializer(
-    "ChatErrorBody",
-    fields={
-        "error": serializers.CharField(),
-        "detail": serializers.CharField(),
-        "fields": serializers.DictField(required=False),
-    },
-)
 AUTH_ERRORS = {
     401: OpenApiResponse(ERROR_BODY, description="Not logged in"),
     403: OpenApiResponse(ERROR_BODY, description="CSRF token missing or wrong (session auth)"),

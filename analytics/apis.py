@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aihelper.api_errors import ERROR_BODY
 from analytics.services import InvalidRange, analytics_dashboard, analytics_range_parse, dashboard_as_json
 
 
@@ -17,14 +18,6 @@ class IsStaff(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
 
 
-ERROR_BODY = inline_serializer(
-    "MetricsErrorBody",
-    fields={
-        "error": serializers.CharField(),
-        "detail": serializers.CharField(),
-        "fields": serializers.DictField(required=False),
-    },
-)
 
 
 class MetricsApi(APIView):

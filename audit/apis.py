@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
+from aihelper.api_errors import ERROR_BODY
 from aihelper.api_limits import LimitedJSONParser
 from aihelper.models import ChatSession
 from audit.models import AuditLog, EventSource
@@ -30,14 +31,6 @@ from runbooks.selectors import visible_runbooks
 MAX_EVENTS_PER_REQUEST = 100
 MAX_CONTEXT_BYTES = 4096
 
-ERROR_BODY = inline_serializer(
-    "ErrorBody",
-    fields={
-        "error": serializers.CharField(),
-        "detail": serializers.CharField(),
-        "fields": serializers.DictField(required=False),
-    },
-)
 COMMON_ERRORS = {
     400: OpenApiResponse(ERROR_BODY, description="Invalid fields or malformed JSON"),
     401: OpenApiResponse(ERROR_BODY, description="Not logged in"),
