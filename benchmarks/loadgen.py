@@ -5,8 +5,9 @@
 The scenario file says which endpoint to hit and gives each simulated user its token and its own
 audit logs / runbooks. Every request is timed here and its outcome kept, so the harness computes exact
 percentiles and checks every acknowledged write against the database (locust's own statistics round
-response times and do not keep response bodies). Closed loop, no think time: each user sends its next
-request when the previous one has answered. Bounded: ``max_requests_per_user`` and locust's --run-time.
+response times and do not keep response bodies). Closed loop by default (no think time: each user sends
+its next request when the previous one has answered); with ``rate_per_user`` each user offers a fixed
+rate. Bounded: ``max_requests_per_user`` and locust's --run-time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.exception import StopUser
 
 SCENARIO = json.loads(open(os.environ["LOADGEN_SCENARIO"], encoding="utf-8").read())  # noqa: SIM115
@@ -50,8 +51,13 @@ def _write_results(environment, **kwargs) -> None:
         json.dump(RESULTS, handle)
 
 
+# Open loop (``rate_per_user`` set): each user offers a fixed request rate, so latency is measured below
+# capacity instead of being the queueing time of a saturated closed loop.
+RATE_PER_USER = float(SCENARIO.get("rate_per_user") or 0)
+
+
 class BenchUser(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = constant_throughput(RATE_PER_USER) if RATE_PER_USER else constant(0)
     network_timeout = 30.0
     connection_timeout = 10.0
 

@@ -431,6 +431,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved slices per row (default 3)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4")))
+    parser.add_argument(
+        "--offered-rps", type=float, default=0,
+        help="open loop: the clients together offer this many requests/s (0, the default: closed loop)",
+    )
     args = parser.parse_args()
     duration = 5 if args.quick else max(1, min(args.duration, 600))
     rounds = 1 if args.quick else max(1, min(args.rounds, 10))
@@ -449,13 +453,19 @@ def main() -> int:
           f"{time.monotonic() - started:.0f} s; gunicorn {args.workers} workers x {args.threads} threads; "
           f"{duration} s per row in {rounds} interleaved round(s)", flush=True)
 
+    def rate(concurrency: int) -> dict | None:
+        return {"rate_per_user": args.offered_rps / concurrency} if args.offered_rps else None
+
     plan = [
-        ("baseline", "baseline", 16, lambda n: pool[16], None),
-        ("tracking", "track", 16, round_slice(pool[16], rounds), None),
-        ("baseline", "baseline", 32, lambda n: pool[32], None),
-        ("tracking", "track", 32, round_slice(pool[32], rounds), None),
-        ("tracking, same audit log", "track", 16, lambda n: hot, None),
+        ("baseline", "baseline", 16, lambda n: pool[16], rate(16)),
+        ("tracking", "track", 16, round_slice(pool[16], rounds), rate(16)),
+        ("baseline", "baseline", 32, lambda n: pool[32], rate(32)),
+        ("tracking", "track", 32, round_slice(pool[32], rounds), rate(32)),
+        ("tracking, same audit log", "track", 16, lambda n: hot, rate(16)),
     ]
+    if args.offered_rps:
+        print(f"open loop: {args.offered_rps:.0f} requests/s offered per row (req/s ratios then only show "
+              "whether a row kept up; p99 is the figure that matters)", flush=True)
     with gunicorn_server(dbname=DBNAME, workers=args.workers, threads=args.threads,
                          log_name="tracking_load") as (port, log_path):
         warm_up(port, pool[16][0]["token"], ["/bench/baseline", "/api/ai-helper/track-choice"],
