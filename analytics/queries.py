@@ -272,6 +272,23 @@ class Rates:
     mean_reciprocal_rank: float | None
     multi_click_rate: float | None
 
+    @classmethod
+    def from_counts(cls, logs: int, recommended: int, clicked: int, rank1: int, multi: int, rr_sum: float) -> Rates:
+        """The five ratios from their counts (None for a zero denominator)."""
+        return cls(
+            audit_logs=logs,
+            recommended=recommended,
+            clicked=clicked,
+            first_click_rank1=rank1,
+            multi_clicked=multi,
+            reciprocal_rank_sum=rr_sum,
+            recommendation_rate=ratio(recommended, logs),
+            click_through_rate=ratio(clicked, recommended),
+            first_choice_accuracy=ratio(rank1, clicked),
+            mean_reciprocal_rank=ratio(rr_sum, clicked),
+            multi_click_rate=ratio(multi, clicked),
+        )
+
 
 def rates(filters: MetricFilter) -> Rates:
     """recommendation_rate, click_through_rate, first_choice_accuracy, mean_reciprocal_rank, multi_click_rate."""
@@ -292,19 +309,7 @@ FROM per_log"""
     )
     logs, recommended, clicked, rank1, multi, rr_sum = _run(query, filters.params())[0]
     rr_sum = float(rr_sum)
-    return Rates(
-        audit_logs=logs,
-        recommended=recommended,
-        clicked=clicked,
-        first_click_rank1=rank1,
-        multi_clicked=multi,
-        reciprocal_rank_sum=rr_sum,
-        recommendation_rate=ratio(recommended, logs),
-        click_through_rate=ratio(clicked, recommended),
-        first_choice_accuracy=ratio(rank1, clicked),
-        mean_reciprocal_rank=ratio(rr_sum, clicked),
-        multi_click_rate=ratio(multi, clicked),
-    )
+    return Rates.from_counts(logs, recommended, clicked, rank1, multi, rr_sum)
 
 
 @dataclass(frozen=True)
@@ -805,19 +810,7 @@ GROUP BY GROUPING SETS ((), (strategy))"""
         trend.append(days.get(day) or DayRow(day, 0, 0, 0, None))
         day += dt.timedelta(days=1)
     return LogSummary(
-        rates=Rates(
-            audit_logs=logs,
-            recommended=recommended,
-            clicked=clicked,
-            first_click_rank1=rank1,
-            multi_clicked=multi,
-            reciprocal_rank_sum=rr_sum,
-            recommendation_rate=ratio(recommended, logs),
-            click_through_rate=ratio(clicked, recommended),
-            first_choice_accuracy=ratio(rank1, clicked),
-            mean_reciprocal_rank=ratio(rr_sum, clicked),
-            multi_click_rate=ratio(multi, clicked),
-        ),
+        rates=Rates.from_counts(logs, recommended, clicked, rank1, multi, rr_sum),
         abandon=AbandonRate(eligible=eligible, abandoned=abandoned, abandon_rate=ratio(abandoned, eligible)),
         time_to_decision=[decision, *(row for _, row in sorted(decisions))],
         strategy_distribution=[row for *_, row in sorted(strategies, key=lambda item: item[:2])],
