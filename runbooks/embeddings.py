@@ -40,7 +40,7 @@ def split_camel_case(title: str) -> str:
     return _CAMEL.sub(" ", title)
 
 
-def _step_text(step) -> str:
+def step_text(step) -> str:
     if isinstance(step, str):
         return step
     if isinstance(step, dict):
@@ -51,13 +51,8 @@ def _step_text(step) -> str:
 
 def runbook_document_text(*, name: str, description: str, tags: Sequence[str], steps: Sequence) -> str:
     """The embedded text, in the original format (Title / Description / Tags / Steps)."""
-    steps_text = "; ".join(f"{i}. {_step_text(step)}" for i, step in enumerate(steps, start=1) if _step_text(step))
-    return (
-        f"Title: {split_camel_case(name)}\n"
-        f"Description: {description}\n"
-        f"Tags: {', '.join(tags)}\n"
-        f"Steps: {steps_text}"
-    )
+    steps_text = "; ".join(f"{i}. {step_text(step)}" for i, step in enumerate(steps, start=1) if step_text(step))
+    return f"Title: {split_camel_case(name)}\nDescription: {description}\nTags: {', '.join(tags)}\nSteps: {steps_text}"
 
 
 def embedding_hash(text: str, model_name: str) -> str:

@@ -18,7 +18,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet
 from pgvector.django import CosineDistance
 
-from runbooks.embeddings import EmbeddingError, get_embedder
+from runbooks.embeddings import EmbeddingError, get_embedder, step_text
 from runbooks.models import ExecutionStatus, Runbook, RunbookExecution
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,8 @@ def _pgvector_has_iterative_scan(alias: str) -> bool:
         )
         row = cursor.fetchone()
     return bool(row and row[0])
+
+
 # A query word whose lexemes all occur in more than this many runbooks (planner statistics) is not
 # used to *find* keyword candidates: it matches a large share of a big corpus and ranking those
 # matches is what made the full-text leg slow. It still counts in the keyword score of the
@@ -255,6 +257,30 @@ def _term_matches(term: str, query_terms: set[str]) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=8192)
+def _document_terms(pk, updated_at, text: str) -> frozenset[str]:
+    """lexical_terms of a runbook's text, cached per (pk, updated_at): the corpus changes rarely."""
+    return frozenset(lexical_terms(text))
+
+
+def document_terms(runbook: Runbook) -> frozenset[str]:
+    """The stemmed words of a runbook's title, description, tags and steps (not the body)."""
+    steps = runbook.steps if isinstance(runbook.steps, list) else []
+    text = " ".join([runbook.name, runbook.description, " ".join(runbook.tags or []), *map(step_text, steps)])
+    return _document_terms(runbook.pk, runbook.updated_at, text)
+
+
+def query_coverage(document: frozenset[str], query_terms: set[str], known: set[str]) -> float:
+    """Share of the query's *known* words (found in at least one candidate) that this runbook contains.
+
+    Alerts carry host names, paths, numbers and products nobody wrote a runbook for; those words are in
+    no candidate and so do not count. What remains is what a runbook could explain, and the right one
+    explains much of it: this separates "ranked first among weak matches" from "the answer".
+    """
+    relevant = query_terms & known
+    return len(relevant & document) / len(relevant) if relevant else 0.0
+
+
 def title_coverage(title: str, query_terms: set[str]) -> float:
     """Share of the title's words found in the query: alert titles name the alert's symptoms."""
     terms = lexical_terms(title)
@@ -263,10 +289,14 @@ def title_coverage(title: str, query_terms: set[str]) -> float:
 
 # Ranking and confidence. Fitted by benchmarks/fit_confidence.py on data/eval/alert_queries_dev.jsonl
 # (5-fold cross-validation for the choice, final fit on the whole dev split); see docs/retrieval.md.
-# Refitted 2026-11-26 after the keyword feature became ts_rank on the stored vector (it had been
-# ts_rank over a re-parsed copy of its text) and title matching gained prefixes: CV gold rec. 0.909.
+# Two stages: (intercept, score, coverage) is a logistic regression of "the best candidate is the
+# right runbook", one row per query; gap (score minus the best score, <= 0) is then fitted over all
+# candidates with the first stage as offset. Same formula for every candidate; the best has gap 0.
+# Coverage is the *best* candidate's query coverage, the same for every candidate of a query (how
+# answerable the query is), so the confidence order is always the score order.
+# Refitted 2026-11-26 (query coverage added): cross-validated gold recommended 0.909 -> 0.994.
 RANK_WEIGHTS = {"semantic": 1.0, "keyword": 0.2, "title": 0.4}
-CALIBRATION = {"intercept": -6.037, "score": 6.331, "gap": 15.149}
+CALIBRATION = {"intercept": -7.373, "score": 6.611, "coverage": 4.846, "gap": 37.935}
 # Not fitted (the eval data has no executions): priors added on the logit scale, neutral without data.
 SUCCESS_LOGIT_WEIGHT = 2.0  # smoothed success rate 1.0 -> +1.0, 0.0 -> -1.0, no data (0.5) -> 0
 AUTOMATION_LOGIT_BONUS = 0.2
@@ -280,12 +310,20 @@ def rank_score(*, semantic: float, keyword: float, title: float) -> float:
 
 
 def confidence_from(
-    *, score: float, top_score: float, success: float, automated: bool, feedback: float = 0.0
+    *,
+    score: float,
+    top_score: float,
+    success: float,
+    automated: bool,
+    top_coverage: float = 0.0,
+    feedback: float = 0.0,
 ) -> float:
-    """Calibrated P(right runbook) from the fused score and its distance to the best one, then priors."""
+    """Calibrated P(right runbook) from the fused score, its distance to the best one and how much
+    of the query the best one explains (``top_coverage``), then the priors."""
     logit = (
         CALIBRATION["intercept"]
         + CALIBRATION["score"] * score
+        + CALIBRATION["coverage"] * top_coverage
         + CALIBRATION["gap"] * (score - top_score)
         + SUCCESS_LOGIT_WEIGHT * (success - 0.5)
         + (AUTOMATION_LOGIT_BONUS if automated else 0.0)
@@ -300,6 +338,7 @@ class Candidate:
     semantic: float
     keyword: float
     title: float
+    coverage: float = 0.0
 
     @property
     def score(self) -> float:
@@ -371,12 +410,15 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timin
     keyword = {pk: float(getattr(runbook, "keyword_rank", 0.0) or 0.0) for pk, runbook in runbooks.items()}
     top_keyword = max(keyword.values(), default=0.0) or 1.0
     query_terms = lexical_terms(text)
+    documents = {pk: document_terms(runbook) for pk, runbook in runbooks.items()}
+    known = query_terms & frozenset().union(*documents.values())
     candidates = [
         Candidate(
             pk=pk,
             semantic=semantic.get(pk, 0.0),
             keyword=keyword[pk] / top_keyword,
             title=title_coverage(runbooks[pk].name, query_terms),
+            coverage=query_coverage(documents[pk], query_terms, known),
         )
         for pk in ids
         if pk in runbooks
@@ -401,7 +443,8 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
 
     stats = runbook_success_stats([candidate.pk for candidate in candidates])
     feedback = runbook_feedback_scores([candidate.pk for candidate in candidates])
-    top_score = max((candidate.score for candidate in candidates), default=0.0)
+    top = max(candidates, key=lambda candidate: candidate.score, default=None)
+    top_score, top_coverage = (top.score, top.coverage) if top else (0.0, 0.0)
     results: list[SearchResult] = []
     for candidate in candidates:
         runbook = runbooks[candidate.pk]
@@ -412,6 +455,7 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
             top_score=top_score,
             success=success,
             automated=runbook.is_automated,
+            top_coverage=top_coverage,
             feedback=feedback.get(candidate.pk, 0.0),
         )
         results.append(
@@ -423,6 +467,7 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
                     "semantic": round(candidate.semantic, 4),
                     "keyword": round(candidate.keyword, 4),
                     "title": round(candidate.title, 4),
+                    "coverage": round(candidate.coverage, 4),
                     "score": round(candidate.score, 4),
                     "success": round(success, 4),
                     "automation": 1.0 if runbook.is_automated else 0.0,
