@@ -235,11 +235,17 @@ def run_scale() -> None:
     queries = dev_queries()
     for query in queries:
         timed_search(query["query"], reader, config)  # warm: model, LRU cache, buffers
-    timings = [timed_search(q["query"], reader, config)[1] for q in queries for _ in range(2)]
+    runs = [timed_search(q["query"], reader, config) for q in queries for _ in range(2)]
+    timings = [elapsed for _, elapsed in runs]
     print(
         f"\n{total} runbooks: search without query embedding p50 {percentile(timings, 50):.1f} ms, "
         f"p95 {percentile(timings, 95):.1f} ms over {len(timings)} searches\n"
     )
+    print("| step | p50 ms | p95 ms |\n|---|---|---|")
+    for step in ("vector_ms", "keyword_ms", "fetch_ms", "score_ms"):
+        values = [outcome.timings_ms.get(step, 0.0) for outcome, _ in runs]
+        print(f"| {step.removesuffix('_ms')} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} |")
+    print()
     from pgvector.django import CosineDistance
 
     from runbooks.embeddings import get_embedder
@@ -253,6 +259,8 @@ def run_scale() -> None:
         .values_list("pk", "distance")[: config.candidates]
         .explain()
     )
+    # The plan repeats the 384 numbers of the query vector: shorten them for reading.
+    plan = re.sub(r"'\[[-0-9.e,]{80,}\]'", "'[<384 numbers>]'", plan)
     print("EXPLAIN (vector leg):\n" + plan)
     print("HNSW index used:", "runbooks_embedding_hnsw" in plan)
 

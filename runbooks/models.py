@@ -82,7 +82,7 @@ class Runbook(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            GinIndex(name="runbooks_search_vector_gin", fields=["search_vector"]),
+            GinIndex(name="runbooks_search_vector_gin", fields=["search_vector"], fastupdate=False),
             models.Index(name="runbooks_enabled_idx", fields=["enabled"]),
         ]
 

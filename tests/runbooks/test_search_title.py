@@ -101,3 +101,17 @@ def test_keyword_only_search_finds_by_title_and_document_when_embedding_fails(st
     assert outcome.results[0].runbook.slug == "t/clock"
     outcome = runbook_search(query="NTP configured", user=staff_user)
     assert [r.runbook.slug for r in outcome.results] == ["t/clock"]
+
+
+def test_full_text_indexes_have_no_pending_list():
+    """fastupdate off (migration 0006): a pending list is scanned linearly by every search until vacuum."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+            "('runbooks_search_vector_gin', 'runbooks_search_title_gin') ORDER BY relname"
+        )
+        rows = cursor.fetchall()
+    assert rows == [
+        ("runbooks_search_title_gin", ["fastupdate=off"]),
+        ("runbooks_search_vector_gin", ["fastupdate=off"]),
+    ]
