@@ -15,11 +15,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import time
 import uuid
 from datetime import UTC, datetime
 
-from locust import FastHttpUser, constant, constant_throughput, events, task
+import gevent
+from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 
 SCENARIO = json.loads(open(os.environ["LOADGEN_SCENARIO"], encoding="utf-8").read())  # noqa: SIM115
@@ -51,17 +53,31 @@ def _write_results(environment, **kwargs) -> None:
         json.dump(RESULTS, handle)
 
 
-# Open loop (``rate_per_user`` set): each user offers a fixed request rate, so latency is measured below
-# capacity instead of being the queueing time of a saturated closed loop.
+# Open loop (``rate_per_user`` set): each user offers a fixed mean request rate, so latency is measured
+# below capacity instead of being the queueing time of a saturated closed loop. Arrivals are Poisson:
+# exponential gaps between request *starts*, drawn independently per user from a random first arrival.
+# (constant_throughput with every user spawned at once keeps the users in phase: all of them fire
+# together every 1/rate seconds, bursts of 16 or 32 requests onto 8 server threads.)
 RATE_PER_USER = float(SCENARIO.get("rate_per_user") or 0)
 
 
 class BenchUser(FastHttpUser):
-    wait_time = constant_throughput(RATE_PER_USER) if RATE_PER_USER else constant(0)
     network_timeout = 30.0
     connection_timeout = 10.0
 
+    def wait_time(self) -> float:
+        if not RATE_PER_USER:
+            return 0.0
+        # A user that fell behind (a slow answer) sends at once until it has caught up: the offered
+        # rate is kept, as an open loop would.
+        self.next_start += random.expovariate(RATE_PER_USER)
+        return max(0.0, self.next_start - time.monotonic())
+
     def on_start(self) -> None:
+        self.next_start = time.monotonic()
+        if RATE_PER_USER:
+            gevent.sleep(random.expovariate(RATE_PER_USER))  # a random first arrival
+            self.next_start = time.monotonic()
         self.slot = next(_slots)
         self.data = SCENARIO["users"][self.slot % len(SCENARIO["users"])]
         self.headers = {"Authorization": f"Token {self.data['token']}", "Content-Type": "application/json"}
