@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -315,8 +316,11 @@ def click_record(
     event_id = event_id or uuid.uuid4()
     try:
         # A stored-procedure call with bound parameters: the one raw statement outside analytics/queries.py,
-        # kept because this is the hot path (docs/decisions.md).
-        with transaction.atomic(), connection.cursor() as cursor:
+        # kept because this is the hot path (docs/decisions.md). In autocommit the one statement is its own
+        # transaction (no BEGIN / COMMIT round trips); inside a caller's transaction a savepoint keeps a
+        # failure from breaking it.
+        block = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        with block, connection.cursor() as cursor:
             cursor.execute(
                 "SELECT audit_click_record(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [user.pk, audit_log_id, session_id, str(solution_id), solution_type, user_action, client_rank,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 s per row in one round: a smoke run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved slices per row (default 3)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "8")))
     args = parser.parse_args()
     duration = 5 if args.quick else max(1, min(args.duration, 600))
     rounds = 1 if args.quick else max(1, min(args.rounds, 10))

@@ -1,11 +1,15 @@
 """Click tracking under load over real HTTP (issue 5), against a same-run baseline endpoint.
 
-    .venv/bin/python benchmarks/tracking_load.py [--duration 30] [--quick] [--workers 2 --threads 4]
+    .venv/bin/python benchmarks/tracking_load.py [--duration 30] [--quick] [--phases both|closed|open]
+                                                 [--offered-rps N] [--workers 2 --threads 8]
 
 Starts gunicorn (gunicorn.conf.py, 127.0.0.1 on a free port) with benchmarks.bench_settings, on its own
 database (EMBEDDED_PG_DBNAME=aihelper_bench_tracking, re-created on each run), throttles raised so they do
 not interfere, and drives it with locust (requirements-bench.txt, installed into .venv when missing) in a
-second process. Rows, in this order so that baseline and tracking see the same machine load:
+second process. Two phases on the same server: a **closed loop** (no think time: capacity, the req/s ratio)
+and an **open loop** (Poisson arrivals at half the closed-loop tracking rate, or --offered-rps: latency
+below saturation, where p99 measures the endpoint and not the queue). Rows of each phase, in this order so
+that baseline and tracking see the same machine load:
 
 * baseline c16 / tracking c16 / baseline c32 / tracking c32: every simulated user has its own token and
   clicks its own audit logs (a few clicks each, on the 3 runbooks each one presented);
@@ -45,9 +49,13 @@ HIGH_RATE = "1000000/min"
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 50.0
 CLICKS_PER_LOG = 4
-# Upper bound of the request rate this 2-core machine can serve; sizes the pool of audit logs so that each
-# user moves on to a fresh audit log every CLICKS_PER_LOG clicks (users wrap around if it is exceeded).
-RATE_CAP = 250
+# Upper bound of the request rate this 2-core machine can serve (closed loop ~580/s with 8 threads); sizes
+# the pool of audit logs so that each user moves on to a fresh audit log every CLICKS_PER_LOG clicks
+# (users wrap around if it is exceeded).
+RATE_CAP = 600
+# Open loop at this share of the measured closed-loop capacity: a busy but not saturated server.
+OPEN_LOOP_LOAD = 0.5
+DEFAULT_OFFERED_RPS = 300.0
 
 
 # --- Database -------------------------------------------------------------------------------------------
@@ -430,86 +438,140 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 s per row in one round: a smoke run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved slices per row (default 3)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "2")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "8")))
+    parser.add_argument(
+        "--phases", choices=("both", "closed", "open"), default="both",
+        help="closed loop (capacity, ratio), open loop (latency below capacity), or both (default)",
+    )
     parser.add_argument(
         "--offered-rps", type=float, default=0,
-        help="open loop: the clients together offer this many requests/s (0, the default: closed loop)",
+        help="open loop: requests/s the clients offer together (default: OPEN_LOOP_LOAD x the slower "
+             f"closed-loop tracking rate of this run, or {DEFAULT_OFFERED_RPS:.0f} without a closed phase)",
     )
     args = parser.parse_args()
     duration = 5 if args.quick else max(1, min(args.duration, 600))
     rounds = 1 if args.quick else max(1, min(args.rounds, 10))
+    phases = ["closed", "open"] if args.phases == "both" else [args.phases]
     ensure_locust()
 
     started = time.monotonic()
     django_setup(DBNAME)
     runbooks = runbooks_plain()
     pool = {}
+    slices = rounds * len(phases)  # every slice of every phase clicks fresh audit logs
     for concurrency in (16, 32):
-        logs = max(3 * rounds, math.ceil(RATE_CAP * duration / concurrency / CLICKS_PER_LOG))
+        logs = max(3 * slices, math.ceil(RATE_CAP * duration * len(phases) / concurrency / CLICKS_PER_LOG))
         pool[concurrency] = users_with_audit_logs(prefix=f"c{concurrency}", users=concurrency,
                                                   logs_per_user=logs, runbooks=runbooks)
     hot = users_with_audit_logs(prefix="hot", users=1, logs_per_user=1, runbooks=runbooks)
     print(f"set-up: {sum(len(u['audit_logs']) for p in pool.values() for u in p) + 1} audit logs, "
           f"{time.monotonic() - started:.0f} s; gunicorn {args.workers} workers x {args.threads} threads; "
-          f"{duration} s per row in {rounds} interleaved round(s)", flush=True)
+          f"{duration} s per row in {rounds} interleaved round(s) per phase", flush=True)
 
-    def rate(concurrency: int) -> dict | None:
-        return {"rate_per_user": args.offered_rps / concurrency} if args.offered_rps else None
+    def plan(phase_index: int, offered: float) -> list[tuple]:
+        def rate(concurrency: int) -> dict | None:
+            return {"rate_per_user": offered / concurrency} if offered else None
 
-    plan = [
-        ("baseline", "baseline", 16, lambda n: pool[16], rate(16)),
-        ("tracking", "track", 16, round_slice(pool[16], rounds), rate(16)),
-        ("baseline", "baseline", 32, lambda n: pool[32], rate(32)),
-        ("tracking", "track", 32, round_slice(pool[32], rounds), rate(32)),
-        ("tracking, same audit log", "track", 16, lambda n: hot, rate(16)),
-    ]
-    if args.offered_rps:
-        print(f"open loop: {args.offered_rps:.0f} requests/s offered per row (req/s ratios then only show "
-              "whether a row kept up; p99 is the figure that matters)", flush=True)
+        def fresh(concurrency: int):
+            pick = round_slice(pool[concurrency], slices)
+            return lambda number: pick(phase_index * rounds + number)
+
+        return [
+            ("baseline", "baseline", 16, lambda n: pool[16], rate(16)),
+            ("tracking", "track", 16, fresh(16), rate(16)),
+            ("baseline", "baseline", 32, lambda n: pool[32], rate(32)),
+            ("tracking", "track", 32, fresh(32), rate(32)),
+            ("tracking, same audit log", "track", 16, lambda n: hot, rate(16)),
+        ]
+
+    measured: dict[str, dict] = {}
+    offered = 0.0
     with gunicorn_server(dbname=DBNAME, workers=args.workers, threads=args.threads,
                          log_name="tracking_load") as (port, log_path):
         warm_up(port, pool[16][0]["token"], ["/bench/baseline", "/api/ai-helper/track-choice"],
                 rounds=2 * args.workers)
-        results = run_rounds(plan, port=port, duration=duration, rounds=rounds)
+        for index, phase in enumerate(phases):
+            if phase == "open":
+                capacity = [r.rps for (label, _), r in measured.get("closed", {}).items() if label == "tracking"]
+                offered = args.offered_rps or (OPEN_LOOP_LOAD * min(capacity) if capacity else DEFAULT_OFFERED_RPS)
+                print(f"open loop: {offered:.0f} requests/s offered per row, Poisson arrivals"
+                      + (f" ({OPEN_LOOP_LOAD:.0%} of the closed-loop tracking rate)" if capacity and not
+                         args.offered_rps else ""), flush=True)
+            else:
+                print("closed loop: no think time (each client sends when answered)", flush=True)
+            measured[phase] = run_rounds(plan(index, offered if phase == "open" else 0.0), port=port,
+                                         duration=duration, rounds=rounds)
 
     all_logs = {c: [log["id"] for user in pool[c] for log in user["audit_logs"]] for c in pool}
     all_logs["hot"] = [hot[0]["audit_logs"][0]["id"]]
-    for (label, concurrency), r in results.items():
-        if r.kind == "track":
-            logs = all_logs["hot"] if "same" in label else all_logs[concurrency]
-            missing_clicks, missing_events, unacked = lost_clicks(r.accepted_ids, logs)
-            r.lost = f"{missing_clicks} / {missing_events}"
-            r.ok_lost = missing_clicks == 0 and missing_events == 0
-            if unacked:
-                r.lost += f" (+{unacked} unacked)"
-        else:
-            missing = lost_sessions(r.accepted_ids)
-            r.lost, r.ok_lost = str(missing), missing == 0
+    for phase, results in measured.items():
+        for (label, concurrency), r in results.items():
+            if r.kind == "track":
+                logs = all_logs["hot"] if "same" in label else all_logs[concurrency]
+                missing_clicks, missing_events, _ = lost_clicks(r.accepted_ids, logs)
+                r.lost = f"{missing_clicks} / {missing_events}"
+                r.ok_lost = missing_clicks == 0 and missing_events == 0
+                if phase == phases[-1]:
+                    # The phases click the same audit logs: stored but never acknowledged is over all of them.
+                    every = [i for res in measured.values() for i in res[(label, concurrency)].accepted_ids]
+                    unacked = lost_clicks(every, logs)[2]
+                    if unacked:  # e.g. a client timed out after the commit: shown, not a loss
+                        r.lost += f" (+{unacked} unacked)"
+            else:
+                missing = lost_sessions(r.accepted_ids)
+                r.lost, r.ok_lost = str(missing), missing == 0
 
-    baseline_rps = {r.concurrency: r.rps for r in results.values() if r.kind == "baseline"}
-    rows, verdicts = [], []
-    for r in results.values():
-        ratio = r.rps / baseline_rps[r.concurrency] if r.kind == "track" else None
-        rows.append({
-            "endpoint": r.label, "conc.": r.concurrency, "requests": r.requests, "req/s": fmt(r.rps),
-            "ratio": fmt(ratio, 2) if ratio is not None else "1.00 (ref)", "p50 ms": fmt(r.p50_ms),
-            "p99 ms": fmt(r.p99_ms), "5xx": r.server_errors, "other non-2xx": r.other_errors,
-            "accepted": r.accepted, "lost": r.lost,
-        })
-        if r.kind == "track":
-            checks = [ratio >= TARGET_RATIO, r.p99_ms <= TARGET_P99_MS, r.ok_lost, r.server_errors == 0]
-            verdicts.append(f"{r.label} c{r.concurrency}: ratio {fmt(ratio, 2)} (>= {TARGET_RATIO}), "
-                            f"p99 {fmt(r.p99_ms)} ms (<= {TARGET_P99_MS:.0f}), lost {r.lost} (0), "
-                            f"5xx {r.server_errors} (0): {'MET' if all(checks) else 'MISSED'}")
-    print()
-    print_table(rows, list(rows[0]))
+    for phase, results in measured.items():
+        baseline_rps = {r.concurrency: r.rps for r in results.values() if r.kind == "baseline"}
+        rows = []
+        for r in results.values():
+            ratio = r.rps / baseline_rps[r.concurrency] if r.kind == "track" else None
+            rows.append({
+                "endpoint": r.label, "conc.": r.concurrency, "requests": r.requests, "req/s": fmt(r.rps),
+                "ratio": fmt(ratio, 2) if ratio is not None else "1.00 (ref)", "p50 ms": fmt(r.p50_ms),
+                "p99 ms": fmt(r.p99_ms), "5xx": r.server_errors, "other non-2xx": r.other_errors,
+                "accepted": r.accepted, "lost": r.lost,
+            })
+        title = "closed loop (capacity)" if phase == "closed" else f"open loop, {offered:.0f} req/s offered"
+        print(f"\n{title}\n")
+        print_table(rows, list(rows[0]))
     print()
     print("lost (tracking) = 201 event_ids missing from user_modifications clicks / missing clicked_link events;"
           " 5xx includes requests with no answer")
-    for verdict in verdicts:
+    for verdict in verdicts(measured):
         print(verdict)
     print(f"server log: {log_path.relative_to(ROOT)}; total {time.monotonic() - started:.0f} s")
     return 0
+
+
+def verdicts(measured: dict[str, dict]) -> list[str]:
+    """The issue's targets per concurrency: the req/s ratio is a capacity figure (closed loop); p99 is read
+    below capacity (open loop) where it measures the endpoint, not the queue; 0 lost and no 5xx anywhere."""
+    lines = []
+    for concurrency in (16, 32):
+        rows = {phase: results.get(("tracking", concurrency)) for phase, results in measured.items()}
+        baselines = {phase: results.get(("baseline", concurrency)) for phase, results in measured.items()}
+        checks, parts = [], []
+        if rows.get("closed"):
+            ratio = rows["closed"].rps / baselines["closed"].rps
+            checks.append(ratio >= TARGET_RATIO)
+            parts.append(f"ratio {fmt(ratio, 2)} (>= {TARGET_RATIO}, closed loop)")
+        latency = rows.get("open") or rows.get("closed")
+        loop = "open loop" if rows.get("open") else "closed loop: queueing time at saturation"
+        checks.append(latency.p99_ms <= TARGET_P99_MS)
+        parts.append(f"p99 {fmt(latency.p99_ms)} ms (<= {TARGET_P99_MS:.0f}, {loop})")
+        lost = " + ".join(r.lost for r in rows.values())
+        errors = sum(r.server_errors for r in rows.values())
+        checks += [all(r.ok_lost for r in rows.values()), errors == 0]
+        parts += [f"lost {lost} (0)", f"5xx {errors} (0)"]
+        lines.append(f"tracking c{concurrency}: " + ", ".join(parts) + f": {'MET' if all(checks) else 'MISSED'}")
+    hot = [results.get(("tracking, same audit log", 16)) for results in measured.values()]
+    lines.append(
+        "tracking, same audit log c16 (contention, informational: one row lock serialises the clicks): lost "
+        + " + ".join(r.lost for r in hot if r)
+        + f", p99 {' / '.join(fmt(r.p99_ms) for r in hot if r)} ms"
+    )
+    return lines
 
 
 if __name__ == "__main__":
