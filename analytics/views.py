@@ -17,6 +17,19 @@ from analytics.services import (
 )
 
 FILTER_PARAMS = ("source", "strategy", "experiment", "variant")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet will not run: text starting like a formula (a runbook named '=HYPERLINK(...)')
+    gets a leading apostrophe (OWASP "CSV injection"); numbers, negative ones included, are left alone."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 def _dashboard_for(request):
@@ -60,6 +73,6 @@ def export_csv_view(request, table: str):
         f'attachment; filename="analytics-{table}-{dashboard.start:%Y%m%d}-{dashboard.end:%Y%m%d}.csv"'
     )
     writer = csv.writer(response)
-    writer.writerow(tables[table].headers)
-    writer.writerows(tables[table].rows)
+    writer.writerow([csv_cell(cell) for cell in tables[table].headers])
+    writer.writerows([csv_cell(cell) for cell in row] for row in tables[table].rows)
     return response

