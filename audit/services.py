@@ -319,7 +319,8 @@ def click_record(
         # kept because this is the hot path (docs/decisions.md). In autocommit the one statement is its own
         # transaction (no BEGIN / COMMIT round trips); inside a caller's transaction a savepoint keeps a
         # failure from breaking it.
-        block = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        autocommit = connection.get_autocommit() and not connection.in_atomic_block
+        block = contextlib.nullcontext() if autocommit else transaction.atomic()
         with block, connection.cursor() as cursor:
             cursor.execute(
                 "SELECT audit_click_record(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -87,7 +87,10 @@ class BenchUser(FastHttpUser):
         self.offset = self.slot
 
     def _post(self, path: str, body: dict):
-        started = time.time()
+        # Open loop: latency counts from the request's scheduled arrival, not from when this user could
+        # send it (after a slow answer it goes out late; leaving that out is "coordinated omission").
+        lag = max(0.0, time.monotonic() - self.next_start) if RATE_PER_USER else 0.0
+        started = time.time() - lag
         with self.client.post(path, data=json.dumps(body), headers=self.headers, catch_response=True) as response:
             status = response.status_code or 0
             error = None

@@ -145,24 +145,93 @@ def test_session_auth_requires_csrf(user, answer):
     ("body", "status", "field"),
     [
         ({"audit_log_id": "not-a-uuid", "choice_data": {}}, 400, "audit_log_id"),
-        ({"choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
-                          "user_action": "clicked_link"}}, 400, "audit_log_id"),
+        (
+            {
+                "choice_data": {
+                    "solution_chosen_id": "R0",
+                    "solution_chosen_type": "runbook",
+                    "user_action": "clicked_link",
+                }
+            },
+            400,
+            "audit_log_id",
+        ),
         ({"audit_log_id": "AUDIT", "choice_data": "clicked"}, 400, "choice_data"),
         ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_type": "runbook"}}, 400, "choice_data"),
-        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "script",
-                                                   "user_action": "clicked_link"}}, 400, "choice_data"),
-        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
-                                                   "user_action": "exploded"}}, 400, "choice_data"),
-        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
-                                                   "user_action": "clicked_link", "solution_chosen_rank": "first"}},
-         400, "choice_data"),
-        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "OTHER", "solution_chosen_type": "runbook",
-                                                   "user_action": "clicked_link"}}, 422, "solution_chosen_id"),
-        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
-                                                   "user_action": "clicked_link", "solution_chosen_rank": 2}},
-         422, "solution_chosen_rank"),
-        ({"audit_log_id": str(uuid.UUID(int=7)), "choice_data": {"solution_chosen_id": "R0",
-          "solution_chosen_type": "runbook", "user_action": "clicked_link"}}, 404, None),
+        (
+            {
+                "audit_log_id": "AUDIT",
+                "choice_data": {
+                    "solution_chosen_id": "R0",
+                    "solution_chosen_type": "script",
+                    "user_action": "clicked_link",
+                },
+            },
+            400,
+            "choice_data",
+        ),
+        (
+            {
+                "audit_log_id": "AUDIT",
+                "choice_data": {
+                    "solution_chosen_id": "R0",
+                    "solution_chosen_type": "runbook",
+                    "user_action": "exploded",
+                },
+            },
+            400,
+            "choice_data",
+        ),
+        (
+            {
+                "audit_log_id": "AUDIT",
+                "choice_data": {
+                    "solution_chosen_id": "R0",
+                    "solution_chosen_type": "runbook",
+                    "user_action": "clicked_link",
+                    "solution_chosen_rank": "first",
+                },
+            },
+            400,
+            "choice_data",
+        ),
+        (
+            {
+                "audit_log_id": "AUDIT",
+                "choice_data": {
+                    "solution_chosen_id": "OTHER",
+                    "solution_chosen_type": "runbook",
+                    "user_action": "clicked_link",
+                },
+            },
+            422,
+            "solution_chosen_id",
+        ),
+        (
+            {
+                "audit_log_id": "AUDIT",
+                "choice_data": {
+                    "solution_chosen_id": "R0",
+                    "solution_chosen_type": "runbook",
+                    "user_action": "clicked_link",
+                    "solution_chosen_rank": 2,
+                },
+            },
+            422,
+            "solution_chosen_rank",
+        ),
+        (
+            {
+                "audit_log_id": str(uuid.UUID(int=7)),
+                "choice_data": {
+                    "solution_chosen_id": "R0",
+                    "solution_chosen_type": "runbook",
+                    "user_action": "clicked_link",
+                },
+            },
+            404,
+            None,
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(auth_client, answer, body, status, field):
@@ -214,9 +283,14 @@ def test_manual_solution_click_is_appended_without_a_runbook_event(auth_client, 
     )
     response = _post(
         auth_client,
-        {"audit_log_id": str(audit_log.pk), "choice_data": {"solution_chosen_id": "manual-1",
-                                                            "solution_chosen_type": "manual",
-                                                            "user_action": "dismissed"}},
+        {
+            "audit_log_id": str(audit_log.pk),
+            "choice_data": {
+                "solution_chosen_id": "manual-1",
+                "solution_chosen_type": "manual",
+                "user_action": "dismissed",
+            },
+        },
     )
     assert response.status_code == 201
     assert RunbookInteractionEvent.objects.filter(audit_log=audit_log).count() == 0
@@ -274,3 +348,32 @@ def test_fifty_concurrent_clicks_over_http_leave_fifty_entries(live_server, djan
     assert len(audit_log.user_modifications["clicks"]) == 50
     assert len({click["event_id"] for click in audit_log.user_modifications["clicks"]}) == 50
     assert RunbookInteractionEvent.objects.filter(audit_log_id=audit_log.pk, event_type="clicked_link").count() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_refused_in_autocommit_leaves_nothing_behind_and_the_next_one_lands():
+    """Outside any transaction the click function is one statement: a failure inside it (here the event id
+    already belongs to another event) undoes its append too, and the connection stays usable."""
+    from audit.services import DuplicateEvent, EventInput, click_record, interaction_event_record
+    from tests.factories import UserFactory
+
+    owner = UserFactory()
+    runbooks = [RunbookFactory(), RunbookFactory()]
+    audit_log = _answer(owner, runbooks)
+    taken = uuid.uuid4()
+    interaction_event_record(event=EventInput(runbook_id=runbooks[1].pk, event_type="viewed_detail", event_id=taken))
+    click = {
+        "user": owner,
+        "audit_log_id": audit_log.pk,
+        "solution_id": str(runbooks[0].pk),
+        "solution_type": "runbook",
+        "user_action": "clicked_link",
+    }
+    with pytest.raises(DuplicateEvent):
+        click_record(**click, event_id=taken)
+    audit_log.refresh_from_db()
+    assert audit_log.user_modifications["clicks"] == []
+    assert RunbookInteractionEvent.objects.get(event_id=taken).event_type == "viewed_detail"
+    result = click_record(**click)
+    audit_log.refresh_from_db()
+    assert [entry["event_id"] for entry in audit_log.user_modifications["clicks"]] == [str(result.event_id)]

@@ -2,10 +2,10 @@
 
 import pytest
 
+from runbooks.embeddings import EmbeddingError
 from runbooks.selectors import (
     confidence_from,
     document_terms,
-    lexical_terms,
     query_coverage,
     runbook_search,
 )
@@ -14,14 +14,12 @@ from tests.factories import RunbookFactory
 from tests.runbooks.corpus import load_corpus
 
 
-def test_words_no_candidate_knows_do_not_count():
-    document = frozenset(lexical_terms("Filesystem almost out of inodes; delete small files"))
-    known = set(document) | {"cpu"}
-    query = lexical_terms("Filesystem on zq-host-44.example.zzq has few inodes left, cpu fine")
-    # Known query words: filesystem, inod(es), cpu -> the runbook holds 2 of the 3; the host name,
-    # "few", "left", "fine" are in no candidate and change nothing.
-    assert query_coverage(document, query, known) == pytest.approx(2 / 3)
-    assert query_coverage(document, query, set()) == 0.0
+def test_coverage_counts_known_words_and_is_shrunk_for_short_queries():
+    # 8 known words, 6 in the runbook: 6 / (8 + 3).
+    assert query_coverage(6, 8) == pytest.approx(6 / 11)
+    # One known word, matched: far from "explains the query".
+    assert query_coverage(1, 1) == pytest.approx(1 / 4)
+    assert query_coverage(0, 0) == 0.0
 
 
 def test_better_explained_query_gets_more_confidence_and_order_stays_the_score_order():
@@ -44,9 +42,7 @@ def test_document_terms_follow_an_edit(django_capture_on_commit_callbacks):
 
 
 @pytest.mark.django_db
-def test_host_names_and_numbers_in_an_alert_do_not_lower_the_confidence(
-    django_capture_on_commit_callbacks, staff_user
-):
+def test_host_names_and_numbers_in_an_alert_do_not_lower_the_confidence(django_capture_on_commit_callbacks, staff_user):
     load_corpus(django_capture_on_commit_callbacks)
     plain = runbook_search(query="TLS certificate served by the ingress expires soon", user=staff_user)
     noisy = runbook_search(
@@ -56,3 +52,44 @@ def test_host_names_and_numbers_in_an_alert_do_not_lower_the_confidence(
     assert plain.results[0].runbook.slug == noisy.results[0].runbook.slug == "t/certexpiry"
     assert noisy.results[0].components["coverage"] == plain.results[0].components["coverage"]
     assert noisy.results[0].recommended
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["error", "failed", "alert firing", "high"])
+def test_short_generic_queries_recommend_nothing(django_capture_on_commit_callbacks, staff_user, query):
+    load_corpus(django_capture_on_commit_callbacks)
+    outcome = runbook_search(query=query, user=staff_user)
+    assert outcome.recommended == [], [(r.runbook.slug, r.confidence) for r in outcome.results]
+
+
+@pytest.mark.django_db
+def test_keyword_only_search_lists_matches_but_recommends_nothing(
+    django_capture_on_commit_callbacks, staff_user, monkeypatch
+):
+    load_corpus(django_capture_on_commit_callbacks)
+
+    class Broken:
+        def embed_query(self, text):
+            raise EmbeddingError("model missing")
+
+    monkeypatch.setattr("runbooks.selectors.get_embedder", lambda: Broken())
+    outcome = runbook_search(query="TLS certificate served by the ingress expires soon", user=staff_user)
+    assert outcome.degraded
+    assert outcome.results[0].runbook.slug == "t/certexpiry"
+    assert outcome.recommended == [] and outcome.strategy == "no_solutions"
+
+
+@pytest.mark.django_db
+def test_results_far_behind_the_leader_stay_in_score_order(django_capture_on_commit_callbacks, staff_user):
+    load_corpus(django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        for index, topic in enumerate(["kafka consumer lag", "redis memory", "dns resolution", "cron job"]):
+            runbook_upsert(
+                slug=f"a/{index}",  # alphabetically first: a slug tie-break would put these on top
+                data={"name": f"Unrelated{index}", "description": f"About {topic}.", "tags": [], "steps": []},
+            )
+    outcome = runbook_search(query="The TLS certificate for shop.example.com expires in 3 days", user=staff_user)
+    scores = [result.components["score"] for result in outcome.results]
+    assert outcome.results[0].runbook.slug == "t/certexpiry"
+    assert any(result.confidence == 0.0 for result in outcome.results)  # ties after rounding
+    assert scores == sorted(scores, reverse=True)
