@@ -466,7 +466,8 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
     keyword_only = "degraded" in timings
     if keyword_only:
         # The calibration was fitted with the semantic similarity present; without it the coverage
-        # evidence is not used, and nothing is recommended below (results are still listed).
+        # evidence is not used: keyword matches get low confidences (listed, and at the default
+        # threshold not recommended; a deployment that lowers the threshold still gets them).
         top_coverage = 0.0
     exact: dict = {}
     results: list[SearchResult] = []
@@ -507,9 +508,7 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
     results = results[:limit]
     for position, result in enumerate(results, start=1):
         result.rank = position
-        result.recommended = (
-            not keyword_only and position <= config.max_recommended and result.confidence >= config.threshold
-        )
+        result.recommended = position <= config.max_recommended and result.confidence >= config.threshold
     recommended = [result.confidence for result in results if result.recommended]
     degraded_reason = timings.pop("degraded", "")
     timings["score_ms"] = round((time.perf_counter() - started) * 1000, 2)

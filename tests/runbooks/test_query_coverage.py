@@ -63,7 +63,7 @@ def test_short_generic_queries_recommend_nothing(django_capture_on_commit_callba
 
 
 @pytest.mark.django_db
-def test_keyword_only_search_lists_matches_but_recommends_nothing(
+def test_keyword_only_search_lists_matches_without_coverage_and_recommends_nothing_by_default(
     django_capture_on_commit_callbacks, staff_user, monkeypatch
 ):
     load_corpus(django_capture_on_commit_callbacks)
@@ -77,6 +77,7 @@ def test_keyword_only_search_lists_matches_but_recommends_nothing(
     assert outcome.degraded
     assert outcome.results[0].runbook.slug == "t/certexpiry"
     assert outcome.recommended == [] and outcome.strategy == "no_solutions"
+    assert outcome.results[0].confidence < 0.1  # the coverage (1 of 1 known words here) is not used
 
 
 @pytest.mark.django_db
