@@ -3,11 +3,12 @@
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-# 8 threads: requests mostly wait on PostgreSQL, and a connection is pinned to the worker that accepted
-# it, so with 4 threads a burst on one worker queued while the other idled (tracking p99 at 300 req/s,
-# 32 clients: 77 ms with 4 threads, 45 ms with 8; docs/benchmarks.md). One DB connection per thread.
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Two processes per core (at most 8; each loads the embedding model on first use, ~300 MB) with 4 threads
+# each. Measured on 2 cores (docs/benchmarks.md, tracking at 275 req/s offered, 32 clients): p99 34 ms
+# with 4 x 4 against 139 ms with 2 x 8 — fewer threads per process contend less for one GIL — for
+# ~10-20 % less closed-loop capacity. One DB connection per thread.
+workers = int(os.environ.get("GUNICORN_WORKERS", str(min(8, 2 * (os.cpu_count() or 1)))))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
