@@ -3,7 +3,7 @@
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Two processes per core (at most 8; each loads the embedding model on first use, ~300 MB) with 4 threads
+# Two processes per core (at most 8; each loads the embedding model on first use: ~600 MB RSS) with 4 threads
 # each. Measured on 2 cores (docs/benchmarks.md, tracking at 275 req/s offered, 32 clients): p99 34 ms
 # with 4 x 4 against 139 ms with 2 x 8 — fewer threads per process contend less for one GIL — for
 # ~10-20 % less closed-loop capacity. One DB connection per thread.
