@@ -3,11 +3,13 @@
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Two processes per core (at most 8; each loads the embedding model on first use: ~600 MB RSS) with 4 threads
-# each. Measured on 2 cores (docs/benchmarks.md, tracking at 275 req/s offered, 32 clients): p99 34 ms
-# with 4 x 4 against 139 ms with 2 x 8 — fewer threads per process contend less for one GIL — for
-# ~10-20 % less closed-loop capacity. One DB connection per thread.
-workers = int(os.environ.get("GUNICORN_WORKERS", str(min(8, 2 * (os.cpu_count() or 1)))))
+# Two processes per usable core (the CPU affinity, not every core of the host), at most 4, with 4 threads
+# each. Measured on 2 cores (docs/benchmarks.md, tracking at 275 req/s offered, 32 clients, latency from
+# the scheduled arrival): p99 34 ms with 4 x 4 against 139 ms with 2 x 8 — fewer threads per process
+# contend less for one GIL — for ~10-20 % less closed-loop capacity. Each worker loads the embedding model
+# on first use (~600 MB RSS) and holds one DB connection per thread: workers x threads x instances (x 2
+# with ANALYTICS_DATABASE_URL) must stay below PostgreSQL's max_connections (100 for the embedded server).
+workers = int(os.environ.get("GUNICORN_WORKERS", str(min(4, 2 * len(os.sched_getaffinity(0))))))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))

@@ -57,7 +57,7 @@ def _write_results(environment, **kwargs) -> None:
 # below capacity instead of being the queueing time of a saturated closed loop. Arrivals are Poisson:
 # exponential gaps between request *starts*, drawn independently per user from a random first arrival.
 # (constant_throughput with every user spawned at once keeps the users in phase: all of them fire
-# together every 1/rate seconds, bursts of 16 or 32 requests onto 8 server threads.)
+# together every 1/rate seconds: bursts of 16 or 32 requests at once.)
 RATE_PER_USER = float(SCENARIO.get("rate_per_user") or 0)
 
 
