@@ -52,7 +52,12 @@ def step_text(step) -> str:
 def runbook_document_text(*, name: str, description: str, tags: Sequence[str], steps: Sequence) -> str:
     """The embedded text, in the original format (Title / Description / Tags / Steps)."""
     steps_text = "; ".join(f"{i}. {step_text(step)}" for i, step in enumerate(steps, start=1) if step_text(step))
-    return f"Title: {split_camel_case(name)}\nDescription: {description}\nTags: {', '.join(tags)}\nSteps: {steps_text}"
+    return (
+        f"Title: {split_camel_case(name)}\n"
+        f"Description: {description}\n"
+        f"Tags: {', '.join(tags)}\n"
+        f"Steps: {steps_text}"
+    )
 
 
 def embedding_hash(text: str, model_name: str) -> str:

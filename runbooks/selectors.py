@@ -463,14 +463,12 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
     feedback = runbook_feedback_scores([candidate.pk for candidate in candidates])
     top = max(candidates, key=lambda candidate: candidate.score, default=None)
     top_score, top_coverage = (top.score, top.coverage) if top else (0.0, 0.0)
-    keyword_only = "degraded" in timings
-    if keyword_only:
+    if "degraded" in timings:
         # The calibration was fitted with the semantic similarity present; without it the coverage
         # evidence is not used: keyword matches get low confidences (listed, and at the default
         # threshold not recommended; a deployment that lowers the threshold still gets them).
         top_coverage = 0.0
-    exact: dict = {}
-    results: list[SearchResult] = []
+    ranked: list[tuple[tuple, SearchResult]] = []
     for candidate in candidates:
         runbook = runbooks[candidate.pk]
         succeeded, finished = stats.get(candidate.pk, (0, 0))
@@ -483,29 +481,26 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
             top_coverage=top_coverage,
             feedback=feedback.get(candidate.pk, 0.0),
         )
-        exact[candidate.pk] = (-confidence, -candidate.score)
-        results.append(
-            SearchResult(
-                runbook=runbook,
-                rank=0,
-                confidence=round(confidence, 4),  # for display; ordering uses the exact value
-                components={
-                    "semantic": round(candidate.semantic, 4),
-                    "keyword": round(candidate.keyword, 4),
-                    "title": round(candidate.title, 4),
-                    "coverage": round(candidate.coverage, 4),
-                    "score": round(candidate.score, 4),
-                    "success": round(success, 4),
-                    "automation": 1.0 if runbook.is_automated else 0.0,
-                    "feedback": round(feedback.get(candidate.pk, 0.0), 4),
-                },
-                success_rate=(succeeded / finished) if finished else None,
-                success_samples=finished,
-            )
+        result = SearchResult(
+            runbook=runbook,
+            rank=0,
+            confidence=round(confidence, 4),  # for display; ordering uses the exact value
+            components={
+                "semantic": round(candidate.semantic, 4),
+                "keyword": round(candidate.keyword, 4),
+                "title": round(candidate.title, 4),
+                "coverage": round(candidate.coverage, 4),
+                "score": round(candidate.score, 4),
+                "success": round(success, 4),
+                "automation": 1.0 if runbook.is_automated else 0.0,
+                "feedback": round(feedback.get(candidate.pk, 0.0), 4),
+            },
+            success_rate=(succeeded / finished) if finished else None,
+            success_samples=finished,
         )
-    # Exact confidence, then the score (far-behind candidates all round to 0.0), then the slug.
-    results.sort(key=lambda result: (*exact[result.runbook.pk], result.runbook.slug))
-    results = results[:limit]
+        # Exact confidence, then the score (far-behind candidates all round to 0.0), then the slug.
+        ranked.append(((-confidence, -candidate.score, runbook.slug), result))
+    results = [result for _, result in sorted(ranked, key=lambda pair: pair[0])][:limit]
     for position, result in enumerate(results, start=1):
         result.rank = position
         result.recommended = position <= config.max_recommended and result.confidence >= config.threshold

@@ -145,93 +145,24 @@ def test_session_auth_requires_csrf(user, answer):
     ("body", "status", "field"),
     [
         ({"audit_log_id": "not-a-uuid", "choice_data": {}}, 400, "audit_log_id"),
-        (
-            {
-                "choice_data": {
-                    "solution_chosen_id": "R0",
-                    "solution_chosen_type": "runbook",
-                    "user_action": "clicked_link",
-                }
-            },
-            400,
-            "audit_log_id",
-        ),
+        ({"choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
+                          "user_action": "clicked_link"}}, 400, "audit_log_id"),
         ({"audit_log_id": "AUDIT", "choice_data": "clicked"}, 400, "choice_data"),
         ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_type": "runbook"}}, 400, "choice_data"),
-        (
-            {
-                "audit_log_id": "AUDIT",
-                "choice_data": {
-                    "solution_chosen_id": "R0",
-                    "solution_chosen_type": "script",
-                    "user_action": "clicked_link",
-                },
-            },
-            400,
-            "choice_data",
-        ),
-        (
-            {
-                "audit_log_id": "AUDIT",
-                "choice_data": {
-                    "solution_chosen_id": "R0",
-                    "solution_chosen_type": "runbook",
-                    "user_action": "exploded",
-                },
-            },
-            400,
-            "choice_data",
-        ),
-        (
-            {
-                "audit_log_id": "AUDIT",
-                "choice_data": {
-                    "solution_chosen_id": "R0",
-                    "solution_chosen_type": "runbook",
-                    "user_action": "clicked_link",
-                    "solution_chosen_rank": "first",
-                },
-            },
-            400,
-            "choice_data",
-        ),
-        (
-            {
-                "audit_log_id": "AUDIT",
-                "choice_data": {
-                    "solution_chosen_id": "OTHER",
-                    "solution_chosen_type": "runbook",
-                    "user_action": "clicked_link",
-                },
-            },
-            422,
-            "solution_chosen_id",
-        ),
-        (
-            {
-                "audit_log_id": "AUDIT",
-                "choice_data": {
-                    "solution_chosen_id": "R0",
-                    "solution_chosen_type": "runbook",
-                    "user_action": "clicked_link",
-                    "solution_chosen_rank": 2,
-                },
-            },
-            422,
-            "solution_chosen_rank",
-        ),
-        (
-            {
-                "audit_log_id": str(uuid.UUID(int=7)),
-                "choice_data": {
-                    "solution_chosen_id": "R0",
-                    "solution_chosen_type": "runbook",
-                    "user_action": "clicked_link",
-                },
-            },
-            404,
-            None,
-        ),
+        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "script",
+                                                   "user_action": "clicked_link"}}, 400, "choice_data"),
+        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
+                                                   "user_action": "exploded"}}, 400, "choice_data"),
+        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
+                                                   "user_action": "clicked_link", "solution_chosen_rank": "first"}},
+         400, "choice_data"),
+        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "OTHER", "solution_chosen_type": "runbook",
+                                                   "user_action": "clicked_link"}}, 422, "solution_chosen_id"),
+        ({"audit_log_id": "AUDIT", "choice_data": {"solution_chosen_id": "R0", "solution_chosen_type": "runbook",
+                                                   "user_action": "clicked_link", "solution_chosen_rank": 2}},
+         422, "solution_chosen_rank"),
+        ({"audit_log_id": str(uuid.UUID(int=7)), "choice_data": {"solution_chosen_id": "R0",
+          "solution_chosen_type": "runbook", "user_action": "clicked_link"}}, 404, None),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(auth_client, answer, body, status, field):
@@ -283,14 +214,9 @@ def test_manual_solution_click_is_appended_without_a_runbook_event(auth_client, 
     )
     response = _post(
         auth_client,
-        {
-            "audit_log_id": str(audit_log.pk),
-            "choice_data": {
-                "solution_chosen_id": "manual-1",
-                "solution_chosen_type": "manual",
-                "user_action": "dismissed",
-            },
-        },
+        {"audit_log_id": str(audit_log.pk), "choice_data": {"solution_chosen_id": "manual-1",
+                                                            "solution_chosen_type": "manual",
+                                                            "user_action": "dismissed"}},
     )
     assert response.status_code == 201
     assert RunbookInteractionEvent.objects.filter(audit_log=audit_log).count() == 0
