@@ -29,6 +29,7 @@ run: seed
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: install lint
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)

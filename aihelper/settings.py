@@ -1,11 +1,11 @@
-"""Settings for the Runbook AI Helper. Every value comes from the environment via aihelper.env."""
+"""Settings for the Runbook AI Helper. Every value comes from the environment via aihelper.core.env."""
 
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from aihelper.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from aihelper.core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,14 +40,16 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "axes",
-    "aihelper",
-    "runbooks",
+    # Listed bottom-up, as the layers run (docs/architecture.md).
     "audit",
+    "runbooks",
     "analytics",
+    "aihelper.chat",
+    "aihelper.ops",
 ]
 
 MIDDLEWARE = [
-    "aihelper.middleware.RequestIdMiddleware",
+    "aihelper.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -58,7 +60,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "aihelper.middleware.DatabaseUnavailableMiddleware",
+    "aihelper.core.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out login into a 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -77,7 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "aihelper.context_processors.site",
+                "aihelper.core.context_processors.site",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "string_if_invalid": env_str("TEMPLATE_STRING_IF_INVALID", ""),
@@ -87,7 +89,7 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 # No DATABASE_URL: an embedded PostgreSQL with pgvector, started on first connection by the
-# aihelper.dbbackend engine. DATABASE_URL: any PostgreSQL >= 14 with pgvector.
+# aihelper.core.dbbackend engine. DATABASE_URL: any PostgreSQL >= 14 with pgvector.
 DATABASE_URL = env_str("DATABASE_URL", "")
 EMBEDDED_PG_DATA = Path(env_str("EMBEDDED_PG_DATA", str(BASE_DIR / ".data" / "pg")))
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
@@ -102,10 +104,10 @@ def _database(url: str, *, alias: str) -> dict:
             raise ImproperlyConfigured(f"{alias} is not a valid database URL: {exc}") from None
         if config["ENGINE"] != "django.db.backends.postgresql":
             raise ImproperlyConfigured(f"{alias} must point at PostgreSQL (postgresql://...).")
-        config["ENGINE"] = "aihelper.dbbackend"
+        config["ENGINE"] = "aihelper.core.dbbackend"
     else:
         config = {
-            "ENGINE": "aihelper.dbbackend",
+            "ENGINE": "aihelper.core.dbbackend",
             "NAME": env_str("EMBEDDED_PG_DBNAME", "aihelper"),
             "USER": "postgres",
             "HOST": str(EMBEDDED_PG_DATA),
@@ -130,7 +132,7 @@ if ANALYTICS_DATABASE_URL:
     DATABASES["analytics"] = _database(ANALYTICS_DATABASE_URL, alias="ANALYTICS_DATABASE_URL")
     # Tests read the replica alias from the test database itself.
     DATABASES["analytics"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["aihelper.db_router.AnalyticsRouter"]
+DATABASE_ROUTERS = ["aihelper.core.db_router.AnalyticsRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth and sessions --------------------------------------------------------------------
@@ -203,8 +205,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "aihelper.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "aihelper.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "aihelper.core.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "aihelper.core.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "tracking": env_str("THROTTLE_TRACKING", "600/min"),
         "events": env_str("THROTTLE_EVENTS", "120/min"),
@@ -254,7 +256,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "aihelper.logjson.JsonFormatter"},
+        "json": {"()": "aihelper.core.logjson.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

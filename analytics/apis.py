@@ -7,7 +7,7 @@ from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aihelper.api_errors import ERROR_BODY
+from aihelper.core.api_errors import ERROR_BODY
 from analytics.services import InvalidRange, analytics_dashboard, analytics_range_parse, dashboard_as_json
 
 

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from psycopg import sql
 
-from aihelper.db_router import analytics_read_alias
+from aihelper.core.db_router import analytics_read_alias
 
 ATTRIBUTION_WINDOW = dt.timedelta(hours=24)
 ABANDON_AFTER = dt.timedelta(minutes=30)

@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aihelper.models import ChatSession
+from aihelper.chat.models import ChatSession
 from aihelper.urls import urlpatterns as app_urlpatterns
 
 

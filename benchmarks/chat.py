@@ -104,8 +104,8 @@ def main() -> None:
 
     from django.contrib.auth.models import User
 
-    from aihelper.llm import OfflineProvider
-    from aihelper.services.orchestrator import chat_answer
+    from aihelper.chat.llm import OfflineProvider
+    from aihelper.chat.services.orchestrator import chat_answer
     from runbooks.models import Runbook
     from runbooks.selectors import SearchConfig, runbook_search
 

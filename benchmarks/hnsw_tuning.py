@@ -59,7 +59,7 @@ def recreate_database() -> None:
     import psycopg
     from psycopg import sql
 
-    from aihelper.embedded_db import ensure_server
+    from aihelper.core.embedded_db import ensure_server
 
     pgdata = Path(os.environ.get("EMBEDDED_PG_DATA", str(ROOT / ".data" / "pg")))
     server = ensure_server(pgdata, dbname="postgres")

@@ -138,10 +138,9 @@ def run_quality() -> None:
     load_corpus()
     from pgvector.django import CosineDistance
 
-    from runbooks.embeddings import get_embedder
+    from runbooks.embeddings import get_embedder, runbook_document
     from runbooks.models import Runbook
     from runbooks.selectors import SearchConfig, operator_reader
-    from runbooks.services import runbook_document
 
     queries = dev_queries()
     reader = operator_reader()

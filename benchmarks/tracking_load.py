@@ -78,7 +78,7 @@ def django_setup(dbname: str) -> None:
     from psycopg import sql
 
     django.setup()
-    from aihelper.embedded_db import ensure_server
+    from aihelper.core.embedded_db import ensure_server
 
     # Attach via the maintenance database so that ours can be dropped (nobody else connects to it).
     server = ensure_server(Path(settings.EMBEDDED_PG_DATA), dbname="postgres")
@@ -110,7 +110,7 @@ def users_with_audit_logs(*, prefix: str, users: int, logs_per_user: int, runboo
     from django.db import transaction
     from rest_framework.authtoken.models import Token
 
-    from aihelper.models import ChatSession
+    from aihelper.chat.models import ChatSession
     from audit.services import audit_log_create
 
     out = []
@@ -172,7 +172,7 @@ def lost_events(accepted_ids: list[str]) -> int:
 
 
 def lost_sessions(accepted_ids: list[str]) -> int:
-    from aihelper.models import ChatSession
+    from aihelper.chat.models import ChatSession
 
     stored = 0
     for chunk in _chunks(accepted_ids):

@@ -1,19 +1,9 @@
 from django.contrib import admin
 from django.db.models import QuerySet
 
-from runbooks.embeddings import embedding_hash, get_embedder
 from runbooks.models import Runbook, RunbookExecution
-from runbooks.services import runbook_document, runbook_save_from_admin
-
-
-def embedding_status(runbook: Runbook) -> str:
-    """current / stale / missing, without loading the model (hash of text + model name)."""
-    if runbook.embedding_hash == "" or runbook.embedding is None:
-        return "missing"
-    model_name = get_embedder().model_name
-    if runbook.embedding_hash != embedding_hash(runbook_document(runbook), model_name):
-        return "stale"
-    return "current"
+from runbooks.selectors import embedding_status
+from runbooks.services import runbook_save_from_admin
 
 
 class EmbeddingStatusFilter(admin.SimpleListFilter):

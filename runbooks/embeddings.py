@@ -49,6 +49,13 @@ def step_text(step) -> str:
     return ""
 
 
+def runbook_document(runbook) -> str:
+    """The embedded text of a saved or unsaved runbook."""
+    return runbook_document_text(
+        name=runbook.name, description=runbook.description, tags=runbook.tags, steps=runbook.steps
+    )
+
+
 def runbook_document_text(*, name: str, description: str, tags: Sequence[str], steps: Sequence) -> str:
     """The embedded text, in the original format (Title / Description / Tags / Steps)."""
     steps_text = "; ".join(f"{i}. {step_text(step)}" for i, step in enumerate(steps, start=1) if step_text(step))

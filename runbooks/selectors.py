@@ -12,15 +12,17 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db import connection, connections, transaction
 from django.db.models import Count, Exists, Expression, F, OuterRef, Q, QuerySet
 from pgvector.django import CosineDistance
 
-from runbooks.embeddings import EmbeddingError, get_embedder, step_text
+from runbooks.embeddings import EmbeddingError, embedding_hash, get_embedder, runbook_document, step_text
 from runbooks.models import ExecutionStatus, Runbook, RunbookExecution
 
 logger = logging.getLogger(__name__)
@@ -94,9 +96,17 @@ def visible_runbooks(user) -> QuerySet[Runbook]:
 
 def operator_reader():
     """An unsaved superuser for operator tools (management commands) that search every enabled runbook."""
-    from django.contrib.auth import get_user_model
-
     return get_user_model()(username="(operator)", is_superuser=True, is_staff=True)
+
+
+def embedding_status(runbook: Runbook) -> str:
+    """current / stale / missing, without loading the model (hash of text + model name)."""
+    if runbook.embedding_hash == "" or runbook.embedding is None:
+        return "missing"
+    model_name = get_embedder().model_name
+    if runbook.embedding_hash != embedding_hash(runbook_document(runbook), model_name):
+        return "stale"
+    return "current"
 
 
 def runbook_success_stats(runbook_ids) -> dict:
@@ -445,7 +455,21 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig, timin
     return runbooks, candidates
 
 
-def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | None = None) -> SearchOutcome:
+# {runbook id: learned feedback in [-1, 1]} for the ids asked; analytics learns it from clicks. A higher
+# layer passes its reader in (the search cannot import analytics, which sits above runbooks).
+FeedbackScores = Callable[[list], Mapping]
+
+
+def runbook_search(
+    *,
+    query: str,
+    user,
+    limit: int = 10,
+    config: SearchConfig | None = None,
+    feedback_scores: FeedbackScores | None = None,
+) -> SearchOutcome:
+    """Hybrid search over the runbooks ``user`` may see. Without ``feedback_scores`` no learned
+    feedback is used (its logit term is 0, as for a runbook nothing was learned about)."""
     config = config or SearchConfig.from_settings()
     text = (query or "").strip()
     if not text:
@@ -457,10 +481,8 @@ def runbook_search(*, query: str, user, limit: int = 10, config: SearchConfig | 
 
     runbooks, candidates = runbook_candidates(text=text, base=base, config=config, timings=timings)
     started = time.perf_counter()
-    from analytics.selectors import runbook_feedback_scores
-
     stats = runbook_success_stats([candidate.pk for candidate in candidates])
-    feedback = runbook_feedback_scores([candidate.pk for candidate in candidates])
+    feedback = feedback_scores([candidate.pk for candidate in candidates]) if feedback_scores else {}
     top = max(candidates, key=lambda candidate: candidate.score, default=None)
     top_score, top_coverage = (top.score, top.coverage) if top else (0.0, 0.0)
     if "degraded" in timings:

@@ -2,10 +2,9 @@ from django.urls import path
 
 from runbooks import views
 
-app_name = "runbooks"
-
+# Included by aihelper/urls.py under the "runbooks" namespace, next to the search page (which needs
+# learned feedback from analytics, a layer above this app, so it lives in aihelper.chat).
 urlpatterns = [
-    path("", views.search, name="search"),
     path("<uuid:pk>/", views.detail, name="detail"),
     path("<uuid:pk>/executions/", views.execution_start_view, name="execution_start"),
     path("executions/<uuid:pk>/", views.execution_detail, name="execution"),

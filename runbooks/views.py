@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseForbidden
@@ -5,39 +7,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from aihelper.rendering import render_markdown
+from aihelper.core.rendering import render_markdown
 from audit.services import detail_view_record
 from runbooks.access import runbook_can_execute
+from runbooks.executions import ExecutionError, execution_finish, execution_start, execution_step_set
 from runbooks.models import ExecutionStatus, RunbookExecution
-from runbooks.selectors import InvalidQuery, SearchConfig, runbook_search, visible_runbooks
-from runbooks.services import ExecutionError, execution_finish, execution_start, execution_step_set
+from runbooks.selectors import visible_runbooks
 
-RESULT_LIMIT = 10
 NOTES_MAX_CHARS = 5000
 
 
-@login_required
-@require_GET
-def search(request):
-    """One page; htmx requests (live search as you type) get only the results partial."""
-    query = request.GET.get("q")
-    context = {"query": query or "", "outcome": None, "error": "", "searched": query is not None}
-    status = 200
-    if query is not None:
-        try:
-            context["outcome"] = runbook_search(
-                query=query, user=request.user, limit=RESULT_LIMIT, config=SearchConfig.from_settings()
-            )
-        except InvalidQuery as exc:
-            context["error"] = str(exc)
-            status = 400
-    template = "runbooks/search.html#results" if request.htmx else "runbooks/search.html"
-    return render(request, template, context, status=status)
-
-
 def _uuid_or_none(value: str | None) -> str | None:
-    import uuid
-
     try:
         return str(uuid.UUID(value)) if value else None
     except ValueError:

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     import sys
     from pathlib import Path
     import psycopg
-    from aihelper.embedded_db import ensure_server
+    from aihelper.core.embedded_db import ensure_server
 
     server = ensure_server(Path(sys.argv[1]), dbname="concurrency", cleanup_mode="stop")
     with psycopg.connect(server.conninfo("concurrency"), connect_timeout=10) as conn:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from aihelper import env
+from aihelper.core import env
 
 ROOT = Path(__file__).resolve().parents[1]
 

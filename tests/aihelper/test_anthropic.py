@@ -2,8 +2,8 @@
 
 import pytest
 
-from aihelper.prompts import SYSTEM_PROMPT
-from aihelper.services.orchestrator import chat_answer
+from aihelper.chat.prompts import SYSTEM_PROMPT
+from aihelper.chat.services.orchestrator import chat_answer
 from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

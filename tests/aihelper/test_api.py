@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from aihelper.models import ChatSession
+from aihelper.chat.models import ChatSession
 from audit.models import AuditLog
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,8 @@ import json
 import pytest
 from django.core.cache import cache
 
-from aihelper.apis import ChatThrottle
-from aihelper.models import ChatMessage
+from aihelper.chat.apis import ChatThrottle
+from aihelper.chat.models import ChatMessage
 
 pytestmark = pytest.mark.django_db
 

@@ -1,8 +1,8 @@
 import pytest
 
-from aihelper.llm import LLMReply, OfflineProvider, retrieval_answer
-from aihelper.prompts import RunbookContext, prompt_build
-from aihelper.services.chat import answer_html, answer_links_filter
+from aihelper.chat.answers import answer_html, answer_links_filter
+from aihelper.chat.llm import LLMReply, OfflineProvider, retrieval_answer
+from aihelper.chat.prompts import RunbookContext, prompt_build
 
 A = "11111111-1111-1111-1111-111111111111"
 B = "22222222-2222-2222-2222-222222222222"

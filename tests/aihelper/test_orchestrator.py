@@ -1,8 +1,8 @@
 import pytest
 
-from aihelper.llm import LLMError, LLMReply
-from aihelper.models import ChatMessage, ChatSession
-from aihelper.services.orchestrator import (
+from aihelper.chat.llm import LLMError, LLMReply
+from aihelper.chat.models import ChatMessage, ChatSession
+from aihelper.chat.services.orchestrator import (
     AnswerDelta,
     AnswerReset,
     ChatAnswer,
@@ -149,12 +149,13 @@ def test_answer_query_count_is_bounded(user, library, recommend_all, offline):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from runbooks.selectors import SearchConfig, runbook_search
+    from aihelper.chat.retrieval import runbooks_find
+    from runbooks.selectors import SearchConfig
 
     chat_answer(user=user, message="warm up the embedder")
     config = SearchConfig.from_settings()
     with CaptureQueriesContext(connection) as search:
-        runbook_search(query="node disk is full", user=user, limit=config.max_recommended, config=config)
+        runbooks_find(query="node disk is full", user=user, limit=config.max_recommended, config=config)
     with CaptureQueriesContext(connection) as answer_queries:
         answer = chat_answer(user=user, message="node disk is full")
     # On top of retrieval: the active experiment, user groups, then the write: 2 savepoints + 2 releases,

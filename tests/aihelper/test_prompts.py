@@ -1,4 +1,4 @@
-from aihelper.prompts import SYSTEM_PROMPT, RunbookContext, estimate_tokens, prompt_build
+from aihelper.chat.prompts import SYSTEM_PROMPT, RunbookContext, estimate_tokens, prompt_build
 
 
 def _runbook(rank=1, **overrides):

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import path
 
-from aihelper.models import ChatSession
+from aihelper.chat.models import ChatSession
 from audit.models import AuditLog, RunbookInteractionEvent
 from runbooks.models import Runbook
 from runbooks.services import runbook_upsert

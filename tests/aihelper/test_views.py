@@ -3,7 +3,7 @@ import json
 import pytest
 from django.test import Client
 
-from aihelper.models import ChatSession
+from aihelper.chat.models import ChatSession
 
 pytestmark = pytest.mark.django_db
 

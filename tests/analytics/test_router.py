@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from aihelper.db_router import AnalyticsRouter, analytics_read_alias, analytics_reads_on
+from aihelper.core.db_router import AnalyticsRouter, analytics_read_alias, analytics_reads_on
 from analytics.models import RunbookStats
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from audit.apis import TrackingThrottle
+from aihelper.chat.tracking_apis import TrackingThrottle
 from audit.models import AuditLog
 from audit.services import audit_log_create
 from tests.factories import RunbookFactory, UserFactory

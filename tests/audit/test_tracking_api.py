@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from aihelper.models import ChatSession
-from audit.apis import TrackingThrottle
+from aihelper.chat.models import ChatSession
+from aihelper.chat.tracking_apis import TrackingThrottle
 from audit.models import AuditLog, RunbookInteractionEvent
 from audit.services import audit_log_create
 from tests.factories import RunbookFactory

@@ -1,7 +1,7 @@
 import pytest
 from django.conf import settings
 
-from aihelper.models import ChatSession
+from aihelper.chat.models import ChatSession
 from audit.models import AuditLog
 from tests.factories import RunbookFactory, UserFactory
 from tests.fake_anthropic import FakeAnthropic

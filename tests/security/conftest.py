@@ -31,8 +31,8 @@ class Owned:
 @pytest.fixture
 def owner(db, library, recommend_all, offline):  # noqa: F811 - the fixtures imported above
     """alice (dba) with one answered chat and one execution of the restricted runbook."""
-    from aihelper.services.orchestrator import chat_answer
-    from runbooks.services import execution_start
+    from aihelper.chat.services.orchestrator import chat_answer
+    from runbooks.executions import execution_start
     from tests.factories import GroupFactory, UserFactory
 
     alice = UserFactory(username="alice", groups=[GroupFactory(name=DBA_GROUP)])

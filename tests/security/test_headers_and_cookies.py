@@ -59,7 +59,7 @@ def test_login_page_csrf_failure_405_400_and_500(owner, monkeypatch):
     response = client.post("/api/ai-helper/events", "{", content_type="application/json")
     assert response.status_code == 400  # malformed JSON is refused before the CSRF check, changing nothing
     _assert_secure_headers(response, "400")
-    from aihelper import views
+    from aihelper.chat import views
 
     monkeypatch.setattr(views, "chat_session_list", lambda **kwargs: 1 / 0)
     response = client.get("/chat/")

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from aihelper.services.orchestrator import chat_answer
+from aihelper.chat.services.orchestrator import chat_answer
 from audit.models import AuditLog
 from tests.fake_anthropic import FakeAnthropic
 

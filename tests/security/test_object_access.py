@@ -166,7 +166,7 @@ def test_someone_elses_id_in_the_body_is_404(client, owner, mallory, name):
 
 def test_track_choice_with_own_audit_log_and_someone_elses_session_is_refused(client, owner, mallory, library):
     """mallory's own audit log paired with alice's session must not attach anything to alice's session."""
-    from aihelper.services.orchestrator import chat_answer
+    from aihelper.chat.services.orchestrator import chat_answer
 
     _, owned = owner
     own = chat_answer(user=mallory, message="node disk is full")

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from aihelper.services.orchestrator import chat_answer
+from aihelper.chat.services.orchestrator import chat_answer
 from audit.models import AuditLog, RunbookInteractionEvent
 from runbooks.models import RunbookExecution
 from tests.aihelper.conftest import RESTRICTED

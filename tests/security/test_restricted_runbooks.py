@@ -94,7 +94,7 @@ def test_chat_stream_cards(client, owner, mallory, restricted):
 
 def test_llm_prompt_real_sdk(owner, mallory, restricted, fake_anthropic):
     """The real anthropic SDK talks to the fake server; the recorded request is the prompt as sent."""
-    from aihelper.services.orchestrator import chat_answer
+    from aihelper.chat.services.orchestrator import chat_answer
 
     _, markers = restricted
     fake_anthropic.text = "Check the replica."
@@ -109,7 +109,7 @@ def test_llm_prompt_real_sdk(owner, mallory, restricted, fake_anthropic):
 def test_analytics_for_staff_outside_the_group(client, owner, restricted):
     """alice was presented the restricted runbook and clicked it; a staff member outside the group sees no
     trace of it in the metrics, a superuser does."""
-    from aihelper.services.orchestrator import chat_answer
+    from aihelper.chat.services.orchestrator import chat_answer
     from audit.services import click_record
     from tests.factories import UserFactory
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from aihelper.logjson import JsonFormatter
+from aihelper.core.logjson import JsonFormatter
 
 pytestmark = pytest.mark.django_db
 

@@ -143,8 +143,8 @@ def test_own_question_and_cards_in_chat_and_history(live_server, login, evil):  
 
 
 def test_admin_pages(live_server, browser, evil):  # noqa: F811 - the imported fixtures
-    from aihelper.models import ChatSession
-    from aihelper.services.orchestrator import chat_answer
+    from aihelper.chat.models import ChatSession
+    from aihelper.chat.services.orchestrator import chat_answer
     from audit.models import AuditLog
 
     root = UserFactory(username="root", is_staff=True, is_superuser=True)

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from runbooks.services import executions_close_stale
+from runbooks.executions import executions_close_stale
 
 
 class Command(BaseCommand):

@@ -9,6 +9,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from runbooks.embeddings import EmbeddingError, get_embedder
+
 
 @require_GET
 @never_cache
@@ -30,8 +32,6 @@ def _check_database() -> dict:
 
 
 def _check_embedder() -> dict:
-    from runbooks.embeddings import EmbeddingError, get_embedder
-
     started = time.perf_counter()
     try:
         vector = get_embedder().embed_query("readiness probe")

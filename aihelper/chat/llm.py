@@ -16,7 +16,7 @@ from typing import Protocol
 import anthropic
 from django.conf import settings
 
-from aihelper.prompts import Prompt, RunbookContext
+from aihelper.chat.prompts import Prompt, RunbookContext
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from aihelper import apis, views
+from aihelper.chat import apis, tracking_apis, views
 
 urlpatterns = [
     path("chat/", views.chat_page, name="chat"),
@@ -15,4 +15,7 @@ urlpatterns = [
         apis.SessionMessagesApi.as_view(),
         name="api_ai_helper_session_messages",
     ),
+    path("api/ai-helper/track-choice", tracking_apis.TrackChoiceApi.as_view(), name="track-choice"),
+    path("api/ai-helper/events", tracking_apis.EventIngestApi.as_view(), name="event-ingest"),
+    path("api/ai-helper/answer-feedback", tracking_apis.AnswerFeedbackApi.as_view(), name="answer-feedback"),
 ]

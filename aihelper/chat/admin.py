@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from aihelper.models import ChatMessage, ChatSession
+from aihelper.chat.models import ChatMessage, ChatSession
 
 
 class ChatMessageInline(admin.TabularInline):

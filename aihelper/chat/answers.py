@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from aihelper.rendering import render_markdown
+from aihelper.core.rendering import render_markdown
 
 # An inline Markdown link or image, and a reference definition; the URL is group "url".
 _INLINE_LINK = re.compile(

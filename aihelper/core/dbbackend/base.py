@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.db.backends.postgresql import base
 
-from aihelper.embedded_db import ensure_server
+from aihelper.core.embedded_db import ensure_server
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

@@ -4,7 +4,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from runbooks.selectors import InvalidQuery, operator_reader, runbook_search
+from aihelper.chat.retrieval import runbooks_find
+from runbooks.selectors import InvalidQuery, operator_reader
 
 
 def _result_json(result) -> dict:
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             self._batch(queries, reader, limit)
             return
         try:
-            outcome = runbook_search(query=query, user=reader, limit=limit)
+            outcome = runbooks_find(query=query, user=reader, limit=limit)
         except InvalidQuery as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
@@ -81,7 +82,7 @@ class Command(BaseCommand):
                     self.stdout.write(_dumps({"id": None, "line": number, "error": 'expected {"id", "query"}'}))
                     continue
                 try:
-                    outcome = runbook_search(query=text, user=reader, limit=limit)
+                    outcome = runbooks_find(query=text, user=reader, limit=limit)
                 except InvalidQuery as exc:
                     self.stdout.write(
                         _dumps({"id": query_id, "strategy": "no_solutions", "results": [], "error": str(exc)})

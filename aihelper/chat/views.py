@@ -12,12 +12,11 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from aihelper.api_limits import MAX_JSON_DEPTH, json_depth
-from aihelper.apis import ChatQueryInputSerializer, ChatThrottle
-from aihelper.middleware import current_request_id
-from aihelper.models import ChatSession
-from aihelper.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
-from aihelper.services.orchestrator import (
+from aihelper.chat.apis import ChatQueryInputSerializer, ChatThrottle
+from aihelper.chat.models import ChatSession
+from aihelper.chat.retrieval import runbooks_find
+from aihelper.chat.selectors import MessageView, chat_messages_display, chat_session_get, chat_session_list
+from aihelper.chat.services.orchestrator import (
     AnswerDelta,
     AnswerReset,
     ChatAnswer,
@@ -25,7 +24,10 @@ from aihelper.services.orchestrator import (
     chat_answer,
     chat_answer_stream,
 )
+from aihelper.core.api_limits import MAX_JSON_DEPTH, json_depth
+from aihelper.core.middleware import current_request_id
 from audit.models import EventSource
+from runbooks.selectors import InvalidQuery, SearchConfig
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +193,25 @@ def chat_send(request: HttpRequest) -> HttpResponse:
     except SessionNotFound:
         raise Http404("No such chat session.") from None
     return redirect("chat_session", session_id=answer.session.pk)
+
+
+RESULT_LIMIT = 10
+
+
+@login_required
+@require_GET
+def runbook_search_page(request):
+    """One page; htmx requests (live search as you type) get only the results partial."""
+    query = request.GET.get("q")
+    context = {"query": query or "", "outcome": None, "error": "", "searched": query is not None}
+    status = 200
+    if query is not None:
+        try:
+            context["outcome"] = runbooks_find(
+                query=query, user=request.user, limit=RESULT_LIMIT, config=SearchConfig.from_settings()
+            )
+        except InvalidQuery as exc:
+            context["error"] = str(exc)
+            status = 400
+    template = "runbooks/search.html#results" if request.htmx else "runbooks/search.html"
+    return render(request, template, context, status=status)

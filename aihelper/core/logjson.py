@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from aihelper.core.middleware import current_request_id
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -18,8 +20,6 @@ class JsonFormatter(logging.Formatter):
         }
         payload.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
         if "request_id" not in payload:
-            from aihelper.middleware import current_request_id
-
             if current_request_id.get():
                 payload["request_id"] = current_request_id.get()
         if record.exc_info:

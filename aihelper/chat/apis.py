@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from aihelper.api_errors import ERROR_BODY
-from aihelper.api_limits import LimitedJSONParser
-from aihelper.models import ChatSession
-from aihelper.selectors import chat_messages_display, chat_session_get, chat_session_list
-from aihelper.services.orchestrator import SessionNotFound, chat_answer
+from aihelper.chat.models import ChatSession
+from aihelper.chat.selectors import chat_messages_display, chat_session_get, chat_session_list
+from aihelper.chat.services.orchestrator import SessionNotFound, chat_answer
+from aihelper.core.api_errors import ERROR_BODY
+from aihelper.core.api_limits import LimitedJSONParser
 from audit.models import EventSource
 from runbooks.selectors import InvalidQuery
 

@@ -8,6 +8,7 @@ afterwards through the database when it is reachable).
 
 from __future__ import annotations
 
+import datetime as dt
 import http.cookiejar
 import json
 import re
@@ -25,6 +26,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
+from django.utils import timezone
+
+from aihelper.chat.models import ChatSession
+from aihelper.core.db_router import analytics_reads_on
+from analytics.queries import MetricFilter, rates, top_runbooks
+from audit.models import AuditLog, EventIdClaim, RunbookInteractionEvent
+from runbooks.models import Runbook
+from runbooks.selectors import embedding_status
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -57,7 +67,6 @@ class Response:
 
 class InProcessTransport:
     def __init__(self) -> None:
-        from django.test import Client
 
         host = next((h for h in settings.ALLOWED_HOSTS if h not in ("*", "") and not h.startswith(".")), "localhost")
         self.client = Client(enforce_csrf_checks=True, SERVER_NAME=host)
@@ -176,8 +185,6 @@ class Verifier:
         return f"PostgreSQL {server}, pgvector {row[0]}, migrations applied"
 
     def check_embeddings(self) -> str:
-        from runbooks.admin import embedding_status
-        from runbooks.models import Runbook
 
         runbooks = list(Runbook.objects.filter(enabled=True).order_by("slug"))
         if not runbooks:
@@ -212,7 +219,6 @@ class Verifier:
     def _pick_query(self) -> None:
         if self.state.query:
             return
-        from runbooks.models import Runbook
 
         runbook = (
             Runbook.objects.filter(enabled=True, allowed_groups__isnull=True, embedding__isnull=False)
@@ -246,7 +252,6 @@ class Verifier:
         return f"{solutions[0]['slug']} recommended at rank 1 (confidence {solutions[0]['confidence']:.2f})"
 
     def check_chat(self) -> str:
-        from audit.models import AuditLog, RunbookInteractionEvent
 
         if not self.state.audit_log_id:
             raise CheckFailed("no answer to inspect (the search check failed)")
@@ -270,13 +275,7 @@ class Verifier:
 
     def _analytics_counts(self) -> tuple[int, int]:
         """(recommended answers with a click, clicked presentations of the runbook) in the verification window."""
-        import datetime as dt
 
-        from django.utils import timezone
-
-        from aihelper.db_router import analytics_reads_on
-        from analytics.queries import MetricFilter, rates, top_runbooks
-        from audit.models import AuditLog
 
         audit_log = AuditLog.objects.select_related("user").get(pk=self.state.audit_log_id)
         filters = MetricFilter(
@@ -300,7 +299,6 @@ class Verifier:
         return response.json()
 
     def check_tracking(self) -> str:
-        from audit.models import AuditLog, RunbookInteractionEvent
 
         solution = self.state.solution
         if not solution:
@@ -372,8 +370,6 @@ class Verifier:
 
     def cleanup(self) -> None:
         """Remove what an HTTP run created (in-process runs are rolled back instead)."""
-        from aihelper.models import ChatSession
-        from audit.models import AuditLog, EventIdClaim, RunbookInteractionEvent
 
         ids = [audit_id for audit_id in self.state.created_audit_logs if audit_id]
         if self.state.created_user_id:

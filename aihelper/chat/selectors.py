@@ -8,8 +8,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from aihelper.models import ChatMessage, ChatSession, MessageRole
-from aihelper.services.chat import answer_html
+from aihelper.chat.answers import answer_html
+from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
 
 HISTORY_MAX_MESSAGES = 40
 SESSIONS_MAX = 50

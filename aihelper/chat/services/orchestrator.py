@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from aihelper.llm import LLMError, LLMProvider, LLMReply, llm_provider_get, retrieval_answer
-from aihelper.models import ChatMessage, ChatSession, MessageRole
-from aihelper.prompts import Prompt, RunbookContext, prompt_build
-from aihelper.selectors import chat_history, chat_session_get
-from aihelper.services.chat import answer_html, answer_links_filter, runbook_url
+from aihelper.chat.answers import answer_html, answer_links_filter, runbook_url
+from aihelper.chat.llm import LLMError, LLMProvider, LLMReply, llm_provider_get, retrieval_answer
+from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
+from aihelper.chat.prompts import Prompt, RunbookContext, prompt_build
+from aihelper.chat.retrieval import runbooks_find
+from aihelper.chat.selectors import chat_history, chat_session_get
+from analytics.services import experiment_assignment_for
 from audit.models import AuditLog, EventSource
 from audit.services import audit_log_create
 from runbooks.access import runbook_can_execute
-from runbooks.selectors import SearchConfig, SearchOutcome, runbook_search
+from runbooks.selectors import SearchConfig, SearchOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -157,12 +159,10 @@ def _answer_events(
 ) -> Iterator[AnswerDelta | AnswerReset | ChatAnswer]:
     timings: dict = {}
     started = time.perf_counter()
-    from analytics.services import experiment_assignment_for
-
     # An explicit config (tests, benchmarks) wins; otherwise the user's experiment variant applies.
     assignment = experiment_assignment_for(user=user) if search_config is None else None
     config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
-    outcome = runbook_search(query=message, user=user, limit=config.max_recommended, config=config)
+    outcome = runbooks_find(query=message, user=user, limit=config.max_recommended, config=config)
     timings["retrieval"] = _ms(started)
 
     started = time.perf_counter()

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from aihelper.verification import verify
+from aihelper.ops.verification import verify
 
 
 class Command(BaseCommand):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
@@ -10,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from aihelper.api_errors import ERROR_BODY
-from aihelper.api_limits import LimitedJSONParser
-from aihelper.models import ChatSession
+from aihelper.chat.models import ChatSession
+from aihelper.core.api_errors import ERROR_BODY
+from aihelper.core.api_limits import LimitedJSONParser
 from audit.models import AuditLog, EventSource
 from audit.selectors import audit_logs_for_user, latest_audit_log_presenting
 from audit.services import (
@@ -21,6 +23,7 @@ from audit.services import (
     FEEDBACK_RATINGS,
     SOLUTION_TYPES,
     USER_ACTIONS,
+    DuplicateEvent,
     TrackingRejected,
     answer_feedback_record,
     click_record,
@@ -51,8 +54,6 @@ class EventsThrottle(UserRateThrottle):
 
 class SmallJSONField(serializers.JSONField):
     def to_internal_value(self, data):
-        import json
-
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.")
         encoded = json.dumps(data)
@@ -111,8 +112,6 @@ class TrackChoiceApi(APIView):
         description="Record which presented solution the engineer chose. Appends, never overwrites.",
     )
     def post(self, request):
-        from audit.services import DuplicateEvent
-
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
