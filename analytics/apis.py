@@ -8,7 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aihelper.core.api_errors import ERROR_BODY
-from analytics.services import InvalidRange, analytics_dashboard, analytics_range_parse, dashboard_as_json
+from analytics.services.dashboard import analytics_dashboard
+from analytics.services.presentation import dashboard_as_json
+from analytics.services.ranges import InvalidRange, analytics_range_parse
 
 
 class IsStaff(permissions.BasePermission):
@@ -16,8 +18,6 @@ class IsStaff(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
-
-
 
 
 class MetricsApi(APIView):

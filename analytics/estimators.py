@@ -1,6 +1,6 @@
 """Pure statistics (no Django): click-model debiasing, interval estimates, the sequential test.
 
-Shared by ``update_runbook_stats`` (through analytics.services) and benchmarks/feedback_simulation.py,
+Shared by ``update_runbook_stats`` (through analytics.services.learning) and benchmarks/feedback_simulation.py,
 so the simulation measures exactly the code that ships.
 """
 

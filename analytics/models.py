@@ -4,7 +4,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-# SearchConfig fields an experiment may override, with their allowed range (runbooks.selectors.SearchConfig).
+# SearchConfig fields an experiment may override, with their allowed range (runbooks.search.SearchConfig).
 OVERRIDABLE_FIELDS: dict[str, tuple[type, float, float]] = {
     "threshold": (float, 0.0, 1.0),
     "primary_gap": (float, 0.0, 1.0),
@@ -142,7 +142,7 @@ class StatsRun(models.Model):
 class LogFact(models.Model):
     """Rollup: one row per settled audit log (older than the 24 h click window), every runbook visible.
 
-    Written only by analytics_facts_refresh (raw SQL in analytics/queries.py); metrics read these for
+    Written only by analytics_facts_refresh (raw SQL in analytics/sql/facts.py); metrics read these for
     settled logs and compute newer ones live, so results are the same either way.
     """
 

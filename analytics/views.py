@@ -8,13 +8,9 @@ from django.contrib import admin
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 
-from analytics.services import (
-    InvalidRange,
-    analytics_dashboard,
-    analytics_range_parse,
-    dashboard_charts,
-    dashboard_tables,
-)
+from analytics.services.dashboard import analytics_dashboard
+from analytics.services.presentation import dashboard_charts, dashboard_tables
+from analytics.services.ranges import InvalidRange, analytics_range_parse
 
 FILTER_PARAMS = ("source", "strategy", "experiment", "variant")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from audit.models import AuditLog, InteractionEventRow
+from audit.selectors import audit_log_details
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,11 +31,11 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Strategy")
     def strategy(self, obj: AuditLog) -> str:
-        return obj.ai_action_details.get("presentation_strategy", "")
+        return audit_log_details(obj).presentation_strategy
 
     @admin.display(description="Presented")
     def solutions(self, obj: AuditLog) -> int:
-        return len(obj.ai_action_details.get("solutions_presented", []))
+        return len(audit_log_details(obj).solutions)
 
     @admin.display(description="Clicks")
     def clicks(self, obj: AuditLog) -> int:

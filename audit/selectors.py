@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from audit.details import ActionDetails, PresentedSolution
 from audit.models import AuditLog
 
 
@@ -11,11 +12,13 @@ def audit_logs_for_user(user) -> QuerySet[AuditLog]:
     return AuditLog.objects.filter(user=user)
 
 
-def presented_solution(audit_log: AuditLog, *, solution_id: str, solution_type: str) -> dict | None:
-    for solution in audit_log.ai_action_details.get("solutions_presented", []):
-        if str(solution.get("id")) == str(solution_id) and solution.get("type") == solution_type:
-            return solution
-    return None
+def audit_log_details(audit_log: AuditLog) -> ActionDetails:
+    """What the answer presented, typed (the one reader of ai_action_details)."""
+    return ActionDetails.from_json(audit_log.ai_action_details)
+
+
+def presented_solution(audit_log: AuditLog, *, solution_id: str, solution_type: str) -> PresentedSolution | None:
+    return audit_log_details(audit_log).solution(solution_id=solution_id, solution_type=solution_type)
 
 
 def latest_audit_log_presenting(*, user, session_id, solution_id: str, solution_type: str) -> AuditLog | None:

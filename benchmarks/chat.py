@@ -106,8 +106,9 @@ def main() -> None:
 
     from aihelper.chat.llm import OfflineProvider
     from aihelper.chat.services.orchestrator import chat_answer
+    from audit.selectors import audit_log_details
     from runbooks.models import Runbook
-    from runbooks.selectors import SearchConfig, runbook_search
+    from runbooks.search import SearchConfig, runbook_search
 
     user, _ = User.objects.get_or_create(username="bench-engineer")
     total_runbooks = Runbook.objects.count()
@@ -141,7 +142,7 @@ def main() -> None:
         for key in splits:
             splits[key].append(answer.timings_ms[key])
         overheads.append(totals[-1] - answer.timings_ms["retrieval"])
-        retrieval_timings = answer.audit_log.ai_action_details["retrieval"]["timings_ms"]
+        retrieval_timings = audit_log_details(answer.audit_log).retrieval.timings_ms
         for key, value in retrieval_timings.items():
             inner.setdefault(key, []).append(value)
         unembedded.append(totals[-1] - retrieval_timings.get("embed_ms", 0.0))

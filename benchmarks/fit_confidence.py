@@ -1,4 +1,4 @@
-"""Fit the ranking weights and the confidence calibration in runbooks/selectors.py.
+"""Fit the ranking weights and the confidence calibration in runbooks/calibration.py.
 
 Run: .venv/bin/python benchmarks/fit_confidence.py   (uses its own database, aihelper_bench)
 
@@ -9,7 +9,7 @@ Run: .venv/bin/python benchmarks/fit_confidence.py   (uses its own database, aih
    coefficient (score - best score) by maximum likelihood over all candidates with the first stage as a
    fixed offset (L2 penalty GAP_L2).
 Both steps are evaluated by 5-fold cross-validation over queries (weights chosen inside each fold),
-then refitted on the whole dev split; paste the printed constants into runbooks/selectors.py.
+then refitted on the whole dev split; paste the printed constants into runbooks/calibration.py.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ GAP_L2 = 0.01
 
 
 def collect():
-    from runbooks.selectors import SearchConfig, operator_reader, runbook_candidates, visible_runbooks
+    from runbooks.search import SearchConfig, runbook_candidates
+    from runbooks.selectors import operator_reader, visible_runbooks
 
     config = SearchConfig.from_settings()
     base = visible_runbooks(operator_reader())
     data, names = [], []
     for query in dev_queries():
-        runbooks, candidates = runbook_candidates(text=query["query"], base=base, config=config, timings={})
+        found = runbook_candidates(text=query["query"], base=base, config=config)
+        runbooks, candidates = found.runbooks, found.candidates
         features = np.array([[c.semantic, c.keyword, c.title, c.coverage] for c in candidates])
         labels = np.array([int(runbooks[c.pk].slug == query["gold_slug"]) for c in candidates])
         data.append((features, labels, query["gold_slug"] is not None))
@@ -55,7 +57,7 @@ def mrr(data, weights):
 
 
 class Calibration:
-    """logit = intercept + a*score + b*coverage + gap*(score - best score): the formula in selectors.py."""
+    """logit = intercept + a*score + b*coverage + gap*(score - best score): the formula in calibration.py."""
 
     def __init__(self, intercept, score, coverage, gap):
         self.intercept, self.score, self.coverage, self.gap = intercept, score, coverage, gap

@@ -15,7 +15,7 @@ Queries: the 49 dev alert queries embedded, plus noisy variants of them (sigma 0
 
 Ground truth: exact top 30 by cosine distance from the same query with index scans disabled (a
 sequential scan), which is also the same-run latency baseline. The query is the app's vector leg
-(runbooks.selectors: visible_runbooks(user), ORDER BY embedding <=> q LIMIT 30), compiled by the ORM:
+(runbooks.search: visible_runbooks(user), ORDER BY embedding <=> q LIMIT 30), compiled by the ORM:
 for an operator (every enabled runbook visible) and for an engineer who sees ~10 % of the rows
 (group restrictions), with hnsw.iterative_scan off and relaxed_order.
 """
@@ -174,7 +174,7 @@ def readers():
 
 
 def vector_leg_sql(user, vector):
-    """The SQL of runbooks.selectors.runbook_candidates' vector leg, compiled by the ORM."""
+    """The SQL of runbooks.search.runbook_candidates' vector leg, compiled by the ORM."""
     from pgvector.django import CosineDistance
 
     from runbooks.selectors import visible_runbooks

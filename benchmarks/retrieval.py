@@ -126,7 +126,7 @@ def print_table(rows) -> str:
 
 
 def timed_search(query, reader, config):
-    from runbooks.selectors import runbook_search
+    from runbooks.search import runbook_search
 
     started = time.perf_counter()
     outcome = runbook_search(query=query, user=reader, limit=10, config=config)
@@ -140,7 +140,8 @@ def run_quality() -> None:
 
     from runbooks.embeddings import get_embedder, runbook_document
     from runbooks.models import Runbook
-    from runbooks.selectors import SearchConfig, operator_reader
+    from runbooks.search import SearchConfig
+    from runbooks.selectors import operator_reader
 
     queries = dev_queries()
     reader = operator_reader()
@@ -199,7 +200,8 @@ def run_scale() -> None:
     from django.db import connection, transaction
 
     from runbooks.models import Runbook
-    from runbooks.selectors import SearchConfig, operator_reader, visible_runbooks
+    from runbooks.search import SearchConfig
+    from runbooks.selectors import operator_reader, visible_runbooks
 
     originals = list(Runbook.objects.exclude(slug__startswith="scale/"))
     missing = SCALE_TARGET - Runbook.objects.count()

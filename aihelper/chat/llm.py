@@ -49,17 +49,18 @@ class LLMProvider(Protocol):
 
 def _runbook_link(runbook: RunbookContext) -> str:
     # A bracket in a title must not end the link text early and turn the rest into another link.
-    title = runbook.title.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-    return f"[{title}](/runbooks/{runbook.id}/)"
+    title = runbook.solution.title.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"[{title}](/runbooks/{runbook.solution.id}/)"
 
 
 def _runbook_facts(runbook: RunbookContext) -> str:
-    facts = [f"confidence {runbook.confidence:.0%}"]
-    if runbook.success_rate is not None and runbook.success_samples:
-        facts.append(f"{runbook.success_rate:.0%} success over {runbook.success_samples} runs")
+    solution = runbook.solution
+    facts = [f"confidence {solution.confidence:.0%}"]
+    if solution.success_rate is not None and solution.success_samples:
+        facts.append(f"{solution.success_rate:.0%} success over {solution.success_samples} runs")
     else:
         facts.append("no recorded runs yet")
-    facts.append("you may execute it" if runbook.can_execute else "restricted: ask someone with access to run it")
+    facts.append("you may execute it" if solution.can_execute else "restricted: ask someone with access to run it")
     return ", ".join(facts)
 
 
@@ -103,11 +104,11 @@ def retrieval_answer(*, prompt: Prompt) -> str:
     for runbook in runbooks:
         label = ""
         if prompt.strategy == "primary_plus_one":
-            label = "Recommended: " if runbook.rank == runbooks[0].rank else "Alternative: "
+            label = "Recommended: " if runbook.solution.rank == runbooks[0].solution.rank else "Alternative: "
         block = [f"### {label}{_runbook_link(runbook)}", f"*{_runbook_facts(runbook)}*"]
         if _why(runbook):
             block.append(f"Why it matches: {_why(runbook)}")
-        steps = _first_steps(runbook, count=3 if runbook.rank == runbooks[0].rank else 2)
+        steps = _first_steps(runbook, count=3 if runbook.solution.rank == runbooks[0].solution.rank else 2)
         if steps:
             block.append("First steps:\n\n" + "\n".join(steps))
         parts.append("\n\n".join(block))

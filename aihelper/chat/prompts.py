@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from audit.details import PresentedSolution
+
 SYSTEM_PROMPT = """You are the Runbook AI Helper, an assistant for on-call engineers handling production incidents.
 
 Your job is to recommend runbooks from the organisation's runbook library and explain briefly why they fit \
@@ -57,13 +59,9 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class RunbookContext:
-    rank: int
-    id: str
-    title: str
-    confidence: float
-    success_rate: float | None
-    success_samples: int
-    can_execute: bool
+    """A presented runbook as the prompt shows it: what the engineer was shown, plus the text the model reads."""
+
+    solution: PresentedSolution
     description: str
     steps: Sequence[dict] = field(default_factory=tuple)
 
@@ -87,9 +85,9 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _success_text(runbook: RunbookContext) -> str:
-    if runbook.success_rate is None or not runbook.success_samples:
+    if runbook.solution.success_rate is None or not runbook.solution.success_samples:
         return "no finished executions yet"
-    return f"{runbook.success_rate:.0%} of {runbook.success_samples} finished executions succeeded"
+    return f"{runbook.solution.success_rate:.0%} of {runbook.solution.success_samples} finished executions succeeded"
 
 
 def runbook_context_block(*, runbooks: Sequence[RunbookContext], strategy: str) -> str:
@@ -103,11 +101,11 @@ def runbook_context_block(*, runbooks: Sequence[RunbookContext], strategy: str) 
     for runbook in runbooks:
         lines += [
             "",
-            f"Runbook {runbook.rank}: {_clip(runbook.title, 200)}",
-            f"Link: [{_clip(runbook.title, 200)}](/runbooks/{runbook.id}/)",
-            f"Confidence: {runbook.confidence:.0%}",
+            f"Runbook {runbook.solution.rank}: {_clip(runbook.solution.title, 200)}",
+            f"Link: [{_clip(runbook.solution.title, 200)}](/runbooks/{runbook.solution.id}/)",
+            f"Confidence: {runbook.solution.confidence:.0%}",
             f"Success rate: {_success_text(runbook)}",
-            "This engineer may execute it: " + ("yes" if runbook.can_execute else "no (restricted)"),
+            "This engineer may execute it: " + ("yes" if runbook.solution.can_execute else "no (restricted)"),
             f"Description: {_clip(runbook.description, DESCRIPTION_MAX_CHARS)}",
         ]
         steps = [step for step in runbook.steps if isinstance(step, dict)][:KEY_STEPS]

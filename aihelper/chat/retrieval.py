@@ -8,7 +8,7 @@ on the top layer, is the one place that wires the two together for the chat, the
 from __future__ import annotations
 
 from analytics.selectors import runbook_feedback_scores
-from runbooks.selectors import SearchConfig, SearchOutcome, runbook_search
+from runbooks.search import SearchConfig, SearchOutcome, runbook_search
 
 
 def runbooks_find(*, query: str, user, limit: int = 10, config: SearchConfig | None = None) -> SearchOutcome:

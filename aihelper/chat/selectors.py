@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import QuerySet
 
 from aihelper.chat.answers import answer_html
 from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
+from audit.details import PresentedSolution
+from audit.selectors import audit_log_details
 
 HISTORY_MAX_MESSAGES = 40
 SESSIONS_MAX = 50
@@ -37,7 +39,7 @@ def chat_history(*, session: ChatSession | None) -> list[tuple[str, str]]:
     return rows[::-1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class MessageView:
     id: int
     role: str
@@ -45,7 +47,7 @@ class MessageView:
     html: str
     created_at: datetime
     audit_log_id: uuid.UUID | None = None
-    solutions: list[dict] = field(default_factory=list)
+    solutions: tuple[PresentedSolution, ...] = ()
     presentation_strategy: str = ""
     degraded: bool = False
     provider: str = ""
@@ -64,13 +66,8 @@ def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
                 )
             )
             continue
-        details = audit_log.ai_action_details or {}
-        solutions = list(details.get("solutions_presented", []))
-        html, _ = answer_html(
-            markdown=message.content,
-            ranks={solution["id"]: solution["rank"] for solution in solutions},
-            audit_log_id=audit_log.pk,
-        )
+        details = audit_log_details(audit_log)
+        html, _ = answer_html(markdown=message.content, ranks=details.ranks(), audit_log_id=audit_log.pk)
         views.append(
             MessageView(
                 id=message.pk,
@@ -79,8 +76,8 @@ def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
                 html=html,
                 created_at=message.created_at,
                 audit_log_id=audit_log.pk,
-                solutions=solutions,
-                presentation_strategy=details.get("presentation_strategy", ""),
+                solutions=details.solutions,
+                presentation_strategy=details.presentation_strategy,
                 degraded=audit_log.degraded,
                 provider=audit_log.llm_provider,
             )

@@ -15,19 +15,18 @@ from rest_framework.views import APIView
 from aihelper.chat.models import ChatSession
 from aihelper.core.api_errors import ERROR_BODY
 from aihelper.core.api_limits import LimitedJSONParser
+from audit.details import SOLUTION_TYPES, ActionDetails
 from audit.models import AuditLog, EventSource
 from audit.selectors import audit_logs_for_user, latest_audit_log_presenting
-from audit.services import (
-    CLIENT_EVENT_TYPES,
+from audit.services.ingest import CLIENT_EVENT_TYPES, events_ingest
+from audit.services.store import DuplicateEvent
+from audit.services.tracking import (
     FEEDBACK_COMMENT_MAX_CHARS,
     FEEDBACK_RATINGS,
-    SOLUTION_TYPES,
     USER_ACTIONS,
-    DuplicateEvent,
     TrackingRejected,
     answer_feedback_record,
     click_record,
-    events_ingest,
 )
 from runbooks.selectors import visible_runbooks
 
@@ -315,9 +314,9 @@ def _check_references(user, valid: list[tuple[int, dict]]) -> tuple[list[tuple[i
             rejected.append({"index": index, "event_id": str(data["event_id"]), "errors": errors})
             continue
         if audit is not None:
-            details = audit["ai_action_details"] or {}
-            data["experiment"] = details.get("experiment") or ""
-            data["variant"] = details.get("variant") or ""
+            details = ActionDetails.from_json(audit["ai_action_details"])
+            data["experiment"] = details.experiment
+            data["variant"] = details.variant
             data.setdefault("session_id", audit["session_id"])
         kept.append((index, data))
     return kept, rejected

@@ -27,10 +27,12 @@ from aihelper.chat.services.orchestrator import (
 from aihelper.core.api_limits import MAX_JSON_DEPTH, json_depth
 from aihelper.core.middleware import current_request_id
 from audit.models import EventSource
-from runbooks.selectors import InvalidQuery, SearchConfig
+from runbooks.search import InvalidQuery, SearchConfig
 
 logger = logging.getLogger(__name__)
 
+# What the page script needs of each presented solution when the answer is done.
+STREAM_SOLUTION_FIELDS = ("rank", "id", "title", "confidence", "can_execute", "url")
 STREAM_SOURCES = {"chat_page": EventSource.CHAT_PAGE, "widget": EventSource.WIDGET}
 
 
@@ -103,8 +105,7 @@ def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
                         "provider": event.provider,
                         "presentation_strategy": event.presentation_strategy,
                         "solutions": [
-                            {key: s[key] for key in ("rank", "id", "title", "confidence", "can_execute", "url")}
-                            for s in event.solutions
+                            {key: getattr(s, key) for key in STREAM_SOLUTION_FIELDS} for s in event.solutions
                         ],
                     },
                 )

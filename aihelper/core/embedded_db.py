@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+
+from aihelper.core.sql import database_create_if_missing
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +114,7 @@ def _ownership_hint(pgdata: Path) -> str:
 
 def _create_database(server: EmbeddedServer, dbname: str) -> None:
     with psycopg.connect(server.conninfo("postgres"), autocommit=True, connect_timeout=10) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
-        if not exists:
-            try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-            except psycopg.errors.DuplicateDatabase:
-                pass
+        database_create_if_missing(conn, dbname=dbname)
 
 
 def ensure_server(pgdata: Path, *, dbname: str, cleanup_mode: str | None = "stop", attempts: int = 6) -> EmbeddedServer:

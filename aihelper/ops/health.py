@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from aihelper.core.sql import pgvector_version
 from runbooks.embeddings import EmbeddingError, get_embedder
 
 
@@ -21,14 +22,12 @@ def healthz(request):
 def _check_database() -> dict:
     started = time.perf_counter()
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            row = cursor.fetchone()
+        version = pgvector_version()
     except DatabaseError as exc:
         return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}"}
-    if row is None:
+    if version is None:
         return {"ok": False, "error": "pgvector extension is not installed (run migrate)"}
-    return {"ok": True, "pgvector": row[0], "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": True, "pgvector": version, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def _check_embedder() -> dict:

@@ -31,8 +31,12 @@ from django.utils import timezone
 
 from aihelper.chat.models import ChatSession
 from aihelper.core.db_router import analytics_reads_on
-from analytics.queries import MetricFilter, rates, top_runbooks
-from audit.models import AuditLog, EventIdClaim, RunbookInteractionEvent
+from aihelper.core.sql import pgvector_version, server_version
+from analytics.sql.common import MetricFilter
+from analytics.sql.metrics import log_summary, pair_summary
+from audit.models import AuditLog, RunbookInteractionEvent
+from audit.selectors import audit_log_details
+from audit.services.store import audit_logs_purge
 from runbooks.models import Runbook
 from runbooks.selectors import embedding_status
 
@@ -171,18 +175,14 @@ class Verifier:
 
     # -- checks -------------------------------------------------------------------------
     def check_database(self) -> str:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('server_version')")
-            server = cursor.fetchone()[0]
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            row = cursor.fetchone()
-        if row is None:
+        server, vector = server_version(), pgvector_version()
+        if vector is None:
             raise CheckFailed(f"PostgreSQL {server} is reachable but the vector extension is not installed")
         plan = MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes())
         if plan:
             pending = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:5])
             raise CheckFailed(f"{len(plan)} migrations not applied ({pending}); run manage.py migrate")
-        return f"PostgreSQL {server}, pgvector {row[0]}, migrations applied"
+        return f"PostgreSQL {server}, pgvector {vector}, migrations applied"
 
     def check_embeddings(self) -> str:
 
@@ -252,31 +252,31 @@ class Verifier:
         return f"{solutions[0]['slug']} recommended at rank 1 (confidence {solutions[0]['confidence']:.2f})"
 
     def check_chat(self) -> str:
-
         if not self.state.audit_log_id:
             raise CheckFailed("no answer to inspect (the search check failed)")
         try:
             audit_log = AuditLog.objects.get(pk=self.state.audit_log_id)
         except (AuditLog.DoesNotExist, DatabaseError, ValueError):
             raise CheckFailed(f"audit log {self.state.audit_log_id} not found in the database") from None
-        details = audit_log.ai_action_details
-        presented = details.get("solutions_presented") or []
-        ranks = [solution.get("rank") for solution in presented]
+        try:
+            details = audit_log_details(audit_log)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckFailed(f"ai_action_details cannot be read: {exc!r}") from None
+        presented = details.solutions
+        ranks = [solution.rank for solution in presented]
         if not presented or ranks != list(range(1, len(presented) + 1)):
             raise CheckFailed(f"solutions_presented ranks are {ranks}, expected 1..n")
-        if not details.get("presentation_strategy"):
+        if not details.presentation_strategy:
             raise CheckFailed("audit log has no presentation_strategy")
         events = RunbookInteractionEvent.objects.filter(audit_log_id=audit_log.pk, event_type="presented").count()
-        runbooks = sum(1 for solution in presented if solution.get("type") == "runbook")
+        runbooks = len(details.runbook_solutions)
         if events != runbooks:
             raise CheckFailed(f"{events} presented events for {runbooks} presented runbooks")
         self.state.analytics_before = self._analytics_counts()
-        return f"audit log with {len(presented)} ranked solutions, {details['presentation_strategy']}, {events} events"
+        return f"audit log with {len(presented)} ranked solutions, {details.presentation_strategy}, {events} events"
 
     def _analytics_counts(self) -> tuple[int, int]:
         """(recommended answers with a click, clicked presentations of the runbook) in the verification window."""
-
-
         audit_log = AuditLog.objects.select_related("user").get(pk=self.state.audit_log_id)
         filters = MetricFilter(
             start=audit_log.created_at - dt.timedelta(seconds=1),
@@ -287,10 +287,10 @@ class Verifier:
         with analytics_reads_on("default") if self.in_transaction else nullcontext():
             runbook_clicks = sum(
                 row.clicks
-                for row in top_runbooks(filters, limit=1000)
+                for row in pair_summary(filters, limit=1000).top_runbooks
                 if str(row.runbook_id) == self.state.solution["id"]
             )
-            return rates(filters).clicked, runbook_clicks
+            return log_summary(filters, now=timezone.now()).rates.clicked, runbook_clicks
 
     def _click(self, body: dict) -> dict:
         response = self.transport.post_json("/api/ai-helper/track-choice", body)
@@ -378,13 +378,7 @@ class Verifier:
             ids += [str(pk) for pk in own]
         ids = list(dict.fromkeys(ids))
         with transaction.atomic():
-            if ids:
-                event_ids = list(
-                    RunbookInteractionEvent.objects.filter(audit_log_id__in=ids).values_list("event_id", flat=True)
-                )
-                RunbookInteractionEvent.objects.filter(audit_log_id__in=ids)._raw_delete(connection.alias)
-                EventIdClaim.objects.filter(event_id__in=event_ids).delete()
-                AuditLog.objects.filter(pk__in=ids).delete()
+            audit_logs_purge(audit_log_ids=ids)
             if self.state.session_id:
                 ChatSession.objects.filter(pk=self.state.session_id).delete()
             if self.state.created_user_id:

@@ -2,7 +2,7 @@ from django.db import migrations
 
 # The click hot path as one PostgreSQL function: lock the caller's audit log, check session, duplicate
 # event id, presented solution and rank, append the click (and the latest-choice keys), write the event.
-# One round trip instead of five; the rules are the ones audit.services.click_record documents.
+# One round trip instead of five; the rules are the ones audit.services.tracking.click_record documents.
 FORWARD = r"""
 CREATE FUNCTION audit_click_record(
     p_user_id integer, p_audit_log_id uuid, p_session_id uuid, p_solution_id text, p_solution_type text,

@@ -45,7 +45,8 @@ RESTRICTED = dict(
 def library(db):
     """Embedded runbooks: three visible to everyone, one restricted to the dba group."""
     from runbooks.services import runbooks_embed
-    from tests.factories import GroupFactory, RunbookFactory
+    from tests.factories import GroupFactory
+    from tests.runbooks.factories import RunbookFactory
 
     runbooks = {data["slug"]: RunbookFactory(**data) for data in LIBRARY}
     dba = GroupFactory(name=DBA_GROUP)

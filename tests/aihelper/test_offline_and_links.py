@@ -2,7 +2,8 @@ import pytest
 
 from aihelper.chat.answers import answer_html, answer_links_filter
 from aihelper.chat.llm import LLMReply, OfflineProvider, retrieval_answer
-from aihelper.chat.prompts import RunbookContext, prompt_build
+from aihelper.chat.prompts import prompt_build
+from tests.aihelper.factories import runbook_context
 
 A = "11111111-1111-1111-1111-111111111111"
 B = "22222222-2222-2222-2222-222222222222"
@@ -11,10 +12,10 @@ C = "33333333-3333-3333-3333-333333333333"
 
 def _runbooks():
     return [
-        RunbookContext(rank=1, id=A, title="NodeDiskFull", confidence=0.8, success_rate=0.75, success_samples=8,
+        runbook_context(rank=1, id=A, title="NodeDiskFull", confidence=0.8, success_rate=0.75, success_samples=8,
                        can_execute=True, description="Node disk almost full.",
                        steps=({"title": "Check disk usage", "command": "df -h"}, {"title": "Prune images"})),
-        RunbookContext(rank=2, id=B, title="PodEvicted", confidence=0.6, success_rate=None, success_samples=0,
+        runbook_context(rank=2, id=B, title="PodEvicted", confidence=0.6, success_rate=None, success_samples=0,
                        can_execute=False, description="Pods evicted for disk pressure.",
                        steps=({"title": "List evicted pods", "command": "kubectl get pods -A | grep Evicted"},)),
     ]
@@ -91,7 +92,7 @@ def test_rendered_answer_is_inert():
 
 
 def test_offline_link_text_cannot_inject_another_link():
-    evil = RunbookContext(rank=1, id=A, title=f"X](/runbooks/{C}/) [y", confidence=0.9, success_rate=None,
+    evil = runbook_context(rank=1, id=A, title=f"X](/runbooks/{C}/) [y", confidence=0.9, success_rate=None,
                           success_samples=0, can_execute=True, description="d")
     prompt = prompt_build(question="q", history=[], runbooks=[evil], strategy="single_solution")
     filtered, removed = answer_links_filter(markdown=retrieval_answer(prompt=prompt), presented_ids={A})

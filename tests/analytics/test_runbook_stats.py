@@ -10,10 +10,11 @@ from django.urls import reverse
 from analytics import estimators
 from analytics.models import RunbookStats, StatsRun
 from analytics.selectors import runbook_feedback_scores
-from analytics.services import runbook_stats_update
-from runbooks.models import Runbook, RunbookExecution
+from analytics.services.learning import runbook_stats_update
+from runbooks.models import Runbook
 from tests.analytics.fixtures import END, START, event, make_log
-from tests.factories import RunbookFactory
+from tests.factories import GroupFactory
+from tests.runbooks.factories import RunbookExecutionFactory, RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +78,6 @@ def test_feedback_scores_selector_is_bounded_and_complete(user):
 
 
 def test_clicks_from_users_who_may_not_see_a_runbook_are_ignored(user):
-    from tests.factories import GroupFactory
-
     hidden = RunbookFactory(slug="t/hidden", allowed_groups=[GroupFactory(name="secret")])
     for i in range(5):
         at = START + dt.timedelta(minutes=i)
@@ -94,7 +93,7 @@ def test_staleness_failures_and_no_views(user):
     forgotten = RunbookFactory(slug="t/forgotten")
     Runbook.objects.filter(pk=forgotten.pk).update(created_at=NOW - dt.timedelta(days=200))
     for status in ["failed", "failed", "failed", "succeeded", "failed"]:
-        RunbookExecution.objects.create(runbook=failing, user=user, status=status, started_at=START)
+        RunbookExecutionFactory(runbook=failing, user=user, status=status, started_at=START)
     runbook_stats_update(now=NOW)
     stats = {s.runbook.slug: s for s in RunbookStats.objects.select_related("runbook")}
     assert stats["t/failing"].stale_reason == "high failure rate (4/5 runs failed)"

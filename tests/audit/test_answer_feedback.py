@@ -8,13 +8,17 @@ import uuid
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from aihelper.chat.tracking_apis import TrackingThrottle
 from audit.models import AuditLog
-from audit.services import audit_log_create
-from tests.factories import RunbookFactory, UserFactory
+from audit.services.tracking import answer_feedback_record
+from tests.audit.factories import AuditLogFactory
+from tests.factories import UserFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +35,7 @@ def _clear_throttle_cache():
 
 def _answer(user):
     runbook = RunbookFactory()
-    return audit_log_create(
-        user=user, session=None, query="disk full", response="see runbook",
-        ai_action_details={"solutions_presented": [{"rank": 1, "type": "runbook", "id": str(runbook.pk)}]},
-    )
+    return AuditLogFactory(user=user, query="disk full", presented=[runbook])
 
 
 @pytest.fixture
@@ -197,11 +198,6 @@ def test_concurrent_feedback_over_http_loses_nothing(live_server):
 
 
 def test_the_append_is_one_locked_select_and_one_update_computed_by_postgresql(user, audit_log):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from audit.services import answer_feedback_record
-
     for _ in range(3):
         answer_feedback_record(user=user, audit_log_id=audit_log.pk, rating="up", comment="c" * 500)
     with CaptureQueriesContext(connection) as queries:

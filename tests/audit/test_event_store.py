@@ -4,9 +4,13 @@ import uuid
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit.models import EventType, RunbookInteractionEvent
-from audit.services import DuplicateEvent, EventInput, event_partitions_ensure, interaction_event_record
-from tests.factories import RunbookFactory
+from aihelper.chat.models import ChatMessage
+from audit.models import AuditLog, EventIdClaim, EventType, RunbookInteractionEvent
+from audit.services.partitions import event_partitions_ensure
+from audit.services.store import DuplicateEvent, EventInput, audit_logs_purge, interaction_event_record
+from tests.aihelper.factories import ChatMessageFactory
+from tests.audit.factories import AuditLogFactory, interaction_event
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +70,28 @@ def test_unknown_event_type_is_refused():
     runbook = RunbookFactory()
     with pytest.raises(ValueError, match="unknown event_type"):
         interaction_event_record(event=EventInput(runbook_id=runbook.pk, event_type="liked"))
+
+
+def test_purge_removes_exactly_the_given_audit_logs_with_their_events_and_claims(user, other_user):
+    runbooks = [RunbookFactory(), RunbookFactory()]
+    purged = [AuditLogFactory(user=user, presented=runbooks), AuditLogFactory(user=other_user, presented=runbooks[:1])]
+    interaction_event(audit_log=purged[0], runbook=runbooks[0], event_type=EventType.CLICKED_LINK)
+    kept = AuditLogFactory(user=user, presented=runbooks)
+    interaction_event(audit_log=kept, runbook=runbooks[1], event_type=EventType.CLICKED_LINK)
+    loose = interaction_event_record(event=EventInput(runbook_id=runbooks[0].pk, event_type="viewed_detail"))
+    message = ChatMessageFactory(audit_log=purged[0])
+    kept_events = {loose.event_id} | set(
+        RunbookInteractionEvent.objects.filter(audit_log_id=kept.pk).values_list("event_id", flat=True)
+    )
+    assert len(kept_events) == 4
+
+    # Ids as the verification run has them (strings), one repeated.
+    assert audit_logs_purge(audit_log_ids=[str(purged[0].pk), purged[1].pk, str(purged[0].pk)]) == 2
+
+    assert list(AuditLog.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert set(RunbookInteractionEvent.objects.values_list("event_id", flat=True)) == kept_events
+    assert set(EventIdClaim.objects.values_list("event_id", flat=True)) == kept_events
+    message.refresh_from_db()
+    assert message.audit_log_id is None  # a higher layer's reference is nulled, its row kept
+    assert ChatMessage.objects.count() == 1
+    assert audit_logs_purge(audit_log_ids=[]) == 0

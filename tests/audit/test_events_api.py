@@ -7,7 +7,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from audit.models import RunbookInteractionEvent
-from tests.factories import GroupFactory, RunbookFactory
+from tests.audit.factories import AuditLogFactory
+from tests.factories import GroupFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -82,11 +84,9 @@ def test_far_off_client_timestamps_are_clamped_and_flagged(auth_client):
 
 
 def test_restricted_runbooks_and_others_audit_logs_are_rejected(auth_client, other_user):
-    from audit.services import audit_log_create
-
     restricted = RunbookFactory(allowed_groups=[GroupFactory(name="dba")])
     open_runbook = RunbookFactory()
-    foreign = audit_log_create(user=other_user, session=None, query="q", response="r", ai_action_details={})
+    foreign = AuditLogFactory(user=other_user)
     response = _post(auth_client, [_event(restricted), _event(open_runbook, audit_log_id=str(foreign.pk))])
     assert response.status_code == 400
     errors = [item["errors"] for item in response.json()["rejected"]]
@@ -109,3 +109,24 @@ def test_batch_limits(auth_client, settings):
 def test_anonymous_cannot_send_events(client):
     runbook = RunbookFactory()
     assert _post(client, [_event(runbook)]).status_code in (401, 403)
+
+
+def test_nul_characters_in_event_json_are_rejected_and_the_rest_of_the_batch_is_kept(auth_client):
+    runbook = RunbookFactory()
+
+    def event(**extra):
+        return {"event_id": str(uuid.uuid4()), "event_type": "viewed_detail", "runbook_id": str(runbook.pk),
+                "source": "direct", "client_timestamp": timezone.now().isoformat(), **extra}
+
+    good = event()
+    response = auth_client.post(
+        "/api/ai-helper/events",
+        json.dumps({"events": [good, event(metadata={"k": "a\u0000b"}), event(page_context={"a\u0000": 1})]}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["accepted"] == [good["event_id"]]
+    assert [item["index"] for item in body["rejected"]] == [1, 2]
+    assert "NUL" in json.dumps(body["rejected"])
+    assert RunbookInteractionEvent.objects.count() == 1

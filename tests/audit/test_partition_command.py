@@ -4,8 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audit.services import EventInput, interaction_event_record
-from tests.factories import RunbookFactory
+from audit.services.store import EventInput, interaction_event_record
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 

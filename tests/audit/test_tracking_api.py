@@ -10,11 +10,15 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from aihelper.chat.models import ChatSession
 from aihelper.chat.tracking_apis import TrackingThrottle
+from audit.details import PresentedSolution
 from audit.models import AuditLog, RunbookInteractionEvent
-from audit.services import audit_log_create
-from tests.factories import RunbookFactory
+from audit.services.store import DuplicateEvent, EventInput, interaction_event_record
+from audit.services.tracking import click_record
+from tests.aihelper.factories import ChatSessionFactory
+from tests.audit.factories import AuditLogFactory
+from tests.factories import UserFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,24 +33,12 @@ def _clear_throttle_cache():
 
 
 def _answer(user, runbooks, session=None, query="disk full on db host"):
-    return audit_log_create(
-        user=user,
-        session=session,
-        query=query,
-        response="see runbooks",
-        ai_action_details={
-            "solutions_presented": [
-                {"rank": rank, "type": "runbook", "id": str(runbook.pk), "slug": runbook.slug, "title": runbook.name}
-                for rank, runbook in enumerate(runbooks, start=1)
-            ],
-            "presentation_strategy": "multiple_options" if len(runbooks) > 1 else "single_solution",
-        },
-    )
+    return AuditLogFactory(user=user, session=session, query=query, presented=runbooks)
 
 
 @pytest.fixture
 def answer(user):
-    session = ChatSession.objects.create(user=user, title="disk")
+    session = ChatSessionFactory(user=user, title="disk")
     runbooks = [RunbookFactory(), RunbookFactory()]
     return _answer(user, runbooks, session=session), runbooks, session
 
@@ -95,7 +87,7 @@ def test_session_mode_uses_the_latest_audit_log_that_presented_the_runbook(auth_
 
 def test_both_ids_must_agree(auth_client, user, answer):
     audit_log, runbooks, _ = answer
-    other_session = ChatSession.objects.create(user=user)
+    other_session = ChatSessionFactory(user=user)
     response = _post(
         auth_client,
         {"audit_log_id": str(audit_log.pk), "session_id": str(other_session.pk), "choice_data": _choice(runbooks[0])},
@@ -205,12 +197,8 @@ def test_throttled_requests_get_429_with_retry_after(auth_client, answer, monkey
 
 
 def test_manual_solution_click_is_appended_without_a_runbook_event(auth_client, user):
-    audit_log = audit_log_create(
-        user=user,
-        session=None,
-        query="weird",
-        response="try restarting",
-        ai_action_details={"solutions_presented": [{"rank": 1, "type": "manual", "id": "manual-1", "title": "x"}]},
+    audit_log = AuditLogFactory(
+        user=user, query="weird", presented=[PresentedSolution(rank=1, type="manual", id="manual-1", title="x")]
     )
     response = _post(
         auth_client,
@@ -224,8 +212,6 @@ def test_manual_solution_click_is_appended_without_a_runbook_event(auth_client, 
 
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_clicks_over_http_leave_fifty_entries(live_server, django_user_model):
-    from tests.factories import UserFactory
-
     owner = UserFactory(username="concurrent")
     token = Token.objects.create(user=owner)
     runbooks = [RunbookFactory(), RunbookFactory()]
@@ -280,9 +266,6 @@ def test_fifty_concurrent_clicks_over_http_leave_fifty_entries(live_server, djan
 def test_a_click_refused_in_autocommit_leaves_nothing_behind_and_the_next_one_lands():
     """Outside any transaction the click function is one statement: a failure inside it (here the event id
     already belongs to another event) undoes its append too, and the connection stays usable."""
-    from audit.services import DuplicateEvent, EventInput, click_record, interaction_event_record
-    from tests.factories import UserFactory
-
     owner = UserFactory()
     runbooks = [RunbookFactory(), RunbookFactory()]
     audit_log = _answer(owner, runbooks)

@@ -3,8 +3,9 @@ from django.conf import settings
 
 from aihelper.chat.models import ChatSession
 from audit.models import AuditLog
-from tests.factories import RunbookFactory, UserFactory
+from tests.factories import UserFactory
 from tests.fake_anthropic import FakeAnthropic
+from tests.runbooks.factories import RunbookFactory
 
 # available_apps makes the flush between tests TRUNCATE ... CASCADE, which the partitioned event
 # table (unmanaged, with a foreign key to the audit logs) needs.

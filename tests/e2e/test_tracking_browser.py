@@ -8,8 +8,9 @@ from django.conf import settings
 
 from audit.models import AuditLog, RunbookInteractionEvent
 from runbooks.models import RunbookExecution
-from tests.factories import RunbookFactory, UserFactory
+from tests.factories import UserFactory
 from tests.fake_anthropic import FakeAnthropic
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, available_apps=settings.INSTALLED_APPS)]
 

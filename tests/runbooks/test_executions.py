@@ -5,10 +5,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from audit.models import RunbookInteractionEvent
-from audit.services import audit_log_create
 from runbooks.models import RunbookExecution
 from runbooks.selectors import runbook_success_stats
-from tests.factories import GroupFactory, RunbookFactory
+from tests.audit.factories import AuditLogFactory
+from tests.factories import GroupFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,16 +21,7 @@ def _steps(n):
 @pytest.fixture
 def recommended(user):
     runbook = RunbookFactory(steps=_steps(3))
-    audit_log = audit_log_create(
-        user=user,
-        session=None,
-        query="disk full",
-        response="see runbook",
-        ai_action_details={"solutions_presented": [
-            {"rank": 1, "type": "runbook", "id": str(RunbookFactory().pk)},
-            {"rank": 2, "type": "runbook", "id": str(runbook.pk)},
-        ]},
-    )
+    audit_log = AuditLogFactory(user=user, query="disk full", presented=[RunbookFactory(), runbook])
     return runbook, audit_log
 
 

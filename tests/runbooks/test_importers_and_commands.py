@@ -148,7 +148,7 @@ def test_generate_embeddings_is_incremental(django_capture_on_commit_callbacks):
 
 
 def test_edit_changes_search_without_a_command(django_capture_on_commit_callbacks, staff_user):
-    from runbooks.selectors import runbook_search
+    from runbooks.search import runbook_search
 
     load_corpus(django_capture_on_commit_callbacks)
     before = Runbook.objects.get(slug="t/certexpiry").embedding_hash

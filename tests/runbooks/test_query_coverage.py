@@ -2,16 +2,13 @@
 
 import pytest
 
+from runbooks.calibration import confidence_from
 from runbooks.embeddings import EmbeddingError
-from runbooks.selectors import (
-    confidence_from,
-    document_terms,
-    query_coverage,
-    runbook_search,
-)
+from runbooks.lexical import document_terms, query_coverage
+from runbooks.search import runbook_search
 from runbooks.services import runbook_upsert
-from tests.factories import RunbookFactory
 from tests.runbooks.corpus import load_corpus
+from tests.runbooks.factories import RunbookFactory
 
 
 def test_coverage_counts_known_words_and_is_shrunk_for_short_queries():
@@ -72,7 +69,7 @@ def test_keyword_only_search_lists_matches_without_coverage_and_recommends_nothi
         def embed_query(self, text):
             raise EmbeddingError("model missing")
 
-    monkeypatch.setattr("runbooks.selectors.get_embedder", lambda: Broken())
+    monkeypatch.setattr("runbooks.search.get_embedder", lambda: Broken())
     outcome = runbook_search(query="TLS certificate served by the ingress expires soon", user=staff_user)
     assert outcome.degraded
     assert outcome.results[0].runbook.slug == "t/certexpiry"

@@ -4,16 +4,11 @@ import pytest
 from django.db import connection
 
 from runbooks.embeddings import EmbeddingError
+from runbooks.lexical import lexical_terms, query_words, title_coverage
 from runbooks.models import Runbook
-from runbooks.selectors import (
-    TitleVector,
-    lexical_terms,
-    query_words,
-    runbook_search,
-    selective_words,
-    title_coverage,
-)
-from tests.factories import RunbookFactory
+from runbooks.search import runbook_search
+from runbooks.sql import TitleVector, selective_words
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -70,17 +65,6 @@ def test_term_pruning_never_raises_and_keeps_only_query_words(text):
     assert len(words) <= 64
 
 
-def test_term_pruning_drops_stop_words_and_words_common_in_titles():
-    for index in range(6):
-        RunbookFactory(name=f"KubeThing{index}", tags=["kubernetes"])
-    RunbookFactory(name="PodCrashLooping", tags=["kubernetes"])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE runbooks")
-    words = ["the", "kubernetes", "crash", "is"]
-    assert selective_words(words, max_matches=1000) == ["kubernetes", "crash"]
-    assert selective_words(words, max_matches=3) == ["crash"]
-
-
 def test_prefix_matching_covers_abbreviated_alert_names():
     query = lexical_terms("Network interface is reporting many transmit errors on node bond0")
     assert title_coverage("NodeNetworkTransmitErrs", query) == 1.0
@@ -93,7 +77,7 @@ def test_keyword_only_search_finds_by_title_and_document_when_embedding_fails(st
         def embed_query(self, text):
             raise EmbeddingError("model missing")
 
-    monkeypatch.setattr("runbooks.selectors.get_embedder", lambda: Broken())
+    monkeypatch.setattr("runbooks.search.get_embedder", lambda: Broken())
     RunbookFactory(slug="t/clock", name="NodeClockSkewDetected", description="NTP is not configured.")
     RunbookFactory(slug="t/other", name="SomethingElse", description="Nothing related.")
     outcome = runbook_search(query="Clock skew detected on host", user=staff_user)

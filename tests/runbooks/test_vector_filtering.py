@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 
 from runbooks.models import Runbook
-from runbooks.selectors import SearchConfig, runbook_candidates, visible_runbooks
+from runbooks.search import SearchConfig, runbook_candidates
+from runbooks.selectors import visible_runbooks
 from tests.factories import GroupFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,6 @@ def test_restricted_user_gets_a_full_candidate_list_from_the_hnsw_index(mostly_r
     base = visible_runbooks(mostly_restricted)
     assert base.count() == ROWS // 10
     config = SearchConfig(candidates=30)
-    timings: dict = {}
-    _, candidates = runbook_candidates(text="zzqx", base=base, config=config, timings=timings)
-    vector_candidates = [candidate for candidate in candidates if candidate.semantic != 0.0]
+    found = runbook_candidates(text="zzqx", base=base, config=config)
+    vector_candidates = [candidate for candidate in found.candidates if candidate.semantic != 0.0]
     assert len(vector_candidates) == config.candidates

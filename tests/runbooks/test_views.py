@@ -2,8 +2,9 @@ import pytest
 from django.urls import reverse
 
 from runbooks.services import runbook_upsert
-from tests.factories import GroupFactory, RunbookFactory
+from tests.factories import GroupFactory
 from tests.runbooks.corpus import load_corpus
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -42,7 +42,7 @@ def owner(db, library, recommend_all, offline):  # noqa: F811 - the fixtures imp
     return alice, Owned(
         session_id=str(answer.session.pk),
         audit_log_id=str(answer.audit_log.pk),
-        runbook_id=answer.solutions[0]["id"],
+        runbook_id=answer.solutions[0].id,
         restricted_id=str(restricted.pk),
         execution_id=str(execution.pk),
     )

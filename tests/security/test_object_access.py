@@ -79,7 +79,7 @@ BODY_CASES: dict[str, Case] = {
     ),
 }
 
-RATING = "up"  # one of audit.services.FEEDBACK_RATINGS
+RATING = "up"  # one of audit.services.tracking.FEEDBACK_RATINGS
 
 # Routes with an id that are reached only by staff through Django's own admin permission checks.
 EXEMPT_NAMESPACES = {"admin"}
@@ -174,7 +174,7 @@ def test_track_choice_with_own_audit_log_and_someone_elses_session_is_refused(cl
     response = client.post(
         "/api/ai-helper/track-choice",
         {"audit_log_id": str(own.audit_log.pk), "session_id": owned.session_id,
-         "choice_data": {"solution_chosen_id": own.solutions[0]["id"], "solution_chosen_type": "runbook",
+         "choice_data": {"solution_chosen_id": own.solutions[0].id, "solution_chosen_type": "runbook",
                          "user_action": "clicked_link"}},
         content_type="application/json",
     )

@@ -16,7 +16,7 @@ from aihelper.chat.services.orchestrator import chat_answer
 from audit.models import AuditLog, RunbookInteractionEvent
 from runbooks.models import RunbookExecution
 from tests.aihelper.conftest import RESTRICTED
-from tests.factories import RunbookFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ def test_only_presented_runbooks_stay_linked(user, library, injected, fake_anthr
     restricted = library[RESTRICTED["slug"]]
     _answer_as_injected_model(fake_anthropic, unpresented_id=str(restricted.pk))
     answer = chat_answer(user=user, message="node disk is full, pods evicted")
-    presented = {solution["id"] for solution in answer.solutions}
+    presented = {solution.id for solution in answer.solutions}
     assert str(restricted.pk) not in presented
     hrefs = re.findall(r'href="([^"]*)"', answer.answer_html)
     assert all(href.startswith("/runbooks/") and href.split("/")[2] in presented for href in hrefs), hrefs

@@ -32,7 +32,7 @@ def _leaks(text: str, markers) -> list[str]:
 
 
 def test_selector(owner, mallory, restricted):
-    from runbooks.selectors import runbook_search
+    from runbooks.search import runbook_search
 
     runbook, _ = restricted
     alice, _ = owner
@@ -110,14 +110,14 @@ def test_analytics_for_staff_outside_the_group(client, owner, restricted):
     """alice was presented the restricted runbook and clicked it; a staff member outside the group sees no
     trace of it in the metrics, a superuser does."""
     from aihelper.chat.services.orchestrator import chat_answer
-    from audit.services import click_record
+    from audit.services.tracking import click_record
     from tests.factories import UserFactory
 
     _, markers = restricted
     alice, _ = owner
     answer = chat_answer(user=alice, message=QUESTION)
-    solution = next(s for s in answer.solutions if s["id"] == markers[0])
-    click_record(user=alice, audit_log_id=answer.audit_log.pk, session_id=None, solution_id=solution["id"],
+    solution = next(s for s in answer.solutions if s.id == markers[0])
+    click_record(user=alice, audit_log_id=answer.audit_log.pk, session_id=None, solution_id=solution.id,
                  solution_type="runbook", user_action="clicked_link", client_rank=None, event_id=None,
                  source="chat_page")
     staff = UserFactory(username="staffer", is_staff=True)

@@ -14,7 +14,8 @@ import pytest
 from django.conf import settings
 
 from tests.e2e.conftest import CHROMIUM, login, page  # noqa: F401 - the e2e fixtures, reused
-from tests.factories import RunbookFactory, UserFactory
+from tests.factories import UserFactory
+from tests.runbooks.factories import RunbookFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, available_apps=settings.INSTALLED_APPS)]
 

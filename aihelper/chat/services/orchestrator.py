@@ -25,11 +25,12 @@ from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
 from aihelper.chat.prompts import Prompt, RunbookContext, prompt_build
 from aihelper.chat.retrieval import runbooks_find
 from aihelper.chat.selectors import chat_history, chat_session_get
-from analytics.services import experiment_assignment_for
+from analytics.services.experiments import experiment_assignment_for
+from audit.details import ActionDetails, PresentedSolution, RetrievalSummary
 from audit.models import AuditLog, EventSource
-from audit.services import audit_log_create
+from audit.services.store import audit_log_create
 from runbooks.access import runbook_can_execute
-from runbooks.selectors import SearchConfig, SearchOutcome
+from runbooks.search import SearchConfig, SearchOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ChatAnswer:
     audit_log: AuditLog
     answer_markdown: str
     answer_html: str
-    solutions: list[dict]
+    solutions: tuple[PresentedSolution, ...]
     presentation_strategy: str
     degraded: bool
     provider: str
@@ -67,40 +68,34 @@ class ChatAnswer:
     timings_ms: dict = field(default_factory=dict)
 
 
-def _solutions(*, outcome: SearchOutcome, user) -> list[dict]:
+def _solutions(*, outcome: SearchOutcome, user) -> tuple[PresentedSolution, ...]:
     recommended = outcome.recommended
     group_ids = set(user.groups.values_list("pk", flat=True)) if recommended else set()
-    return [
-        {
-            "rank": result.rank,
-            "type": "runbook",
-            "id": str(result.runbook.pk),
-            "slug": result.runbook.slug,
-            "title": result.runbook.name,
-            "confidence": result.confidence,
-            "confidence_components": result.components,
-            "success_rate": result.success_rate,
-            "success_samples": result.success_samples,
-            "can_execute": runbook_can_execute(runbook=result.runbook, user=user, user_group_ids=group_ids),
-            "url": runbook_url(result.runbook.pk),
-        }
+    return tuple(
+        PresentedSolution(
+            rank=result.rank,
+            type="runbook",
+            id=str(result.runbook.pk),
+            slug=result.runbook.slug,
+            title=result.runbook.name,
+            confidence=result.confidence,
+            confidence_components=result.components,
+            success_rate=result.success_rate,
+            success_samples=result.success_samples,
+            can_execute=runbook_can_execute(runbook=result.runbook, user=user, user_group_ids=group_ids),
+            url=runbook_url(result.runbook.pk),
+        )
         for result in recommended
-    ]
+    )
 
 
-def _runbook_contexts(*, outcome: SearchOutcome, solutions: list[dict]) -> list[RunbookContext]:
+def _runbook_contexts(*, outcome: SearchOutcome, solutions: tuple[PresentedSolution, ...]) -> list[RunbookContext]:
     by_id = {str(result.runbook.pk): result.runbook for result in outcome.recommended}
     return [
         RunbookContext(
-            rank=solution["rank"],
-            id=solution["id"],
-            title=solution["title"],
-            confidence=solution["confidence"],
-            success_rate=solution["success_rate"],
-            success_samples=solution["success_samples"],
-            can_execute=solution["can_execute"],
-            description=by_id[solution["id"]].description,
-            steps=tuple(by_id[solution["id"]].steps or ()),
+            solution=solution,
+            description=by_id[solution.id].description,
+            steps=tuple(by_id[solution.id].steps or ()),
         )
         for solution in solutions
     ]
@@ -204,27 +199,27 @@ def _answer_events(
     timings["llm"] = _ms(started)
 
     started = time.perf_counter()
-    markdown, links_removed = answer_links_filter(markdown=markdown, presented_ids={s["id"] for s in solutions})
+    markdown, links_removed = answer_links_filter(markdown=markdown, presented_ids={s.id for s in solutions})
     timings["render"] = _ms(started)
 
     started = time.perf_counter()
-    details = {
-        "solutions_presented": solutions,
-        "presentation_strategy": outcome.strategy,
-        "threshold": outcome.threshold,
-        "experiment": assignment.experiment if assignment else None,
-        "variant": assignment.variant if assignment else None,
-        "retrieval": {
-            "timings_ms": outcome.timings_ms,
-            "degraded": outcome.degraded,
-            "degraded_reason": outcome.degraded_reason,
-            "query_truncated": outcome.truncated,
-            "candidates": len(outcome.results),
-        },
-        "links_removed": links_removed,
-        "page_context": page_context,
-        "prompt": {"messages": len(prompt.messages), "history_messages": len(prompt.messages) - 1},
-    }
+    details = ActionDetails(
+        solutions=solutions,
+        presentation_strategy=outcome.strategy,
+        threshold=outcome.threshold,
+        experiment=assignment.experiment if assignment else "",
+        variant=assignment.variant if assignment else "",
+        retrieval=RetrievalSummary(
+            timings_ms=outcome.timings_ms,
+            degraded=outcome.degraded,
+            degraded_reason=outcome.degraded_reason,
+            query_truncated=outcome.truncated,
+            candidates=len(outcome.results),
+        ),
+        links_removed=links_removed,
+        page_context=page_context,
+        prompt_messages=len(prompt.messages),
+    )
     # Keyword-only retrieval (embedding model down) also marks the answer degraded, with the reason.
     answer_degraded = degraded or outcome.degraded
     answer_error = "; ".join(reason for reason in (error, outcome.degraded_reason) if reason)
@@ -236,7 +231,7 @@ def _answer_events(
             session=session,
             query=message,
             response=markdown,
-            ai_action_details=details,
+            details=details,
             source=source,
             llm_provider=provider.name,
             llm_model=(reply.model if reply else provider.model) or "",
@@ -258,7 +253,7 @@ def _answer_events(
 
     started = time.perf_counter()
     html, unwrapped = answer_html(
-        markdown=markdown, ranks={s["id"]: s["rank"] for s in solutions}, audit_log_id=audit_log.pk
+        markdown=markdown, ranks=details.ranks(), audit_log_id=audit_log.pk
     )
     timings["render"] = round(timings["render"] + _ms(started), 2)
     # Timings and outcome only: never the question, the answer or anything secret at INFO.

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from analytics.services import analytics_facts_refresh
+from analytics.services.facts import analytics_facts_refresh
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from analytics.services import runbook_stats_update
+from analytics.services.learning import runbook_stats_update
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.services import event_partitions_drop_older_than, event_partitions_ensure
+from audit.services.partitions import event_partitions_drop_older_than, event_partitions_ensure
 
 
 class Command(BaseCommand):

@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from aihelper.chat.retrieval import runbooks_find
-from runbooks.selectors import InvalidQuery, operator_reader
+from runbooks.search import InvalidQuery
+from runbooks.selectors import operator_reader
 
 
 def _result_json(result) -> dict:

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from aihelper.core import env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_int_names_the_variable(monkeypatch):

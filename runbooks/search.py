@@ -1,0 +1,315 @@
+"""Hybrid runbook search: candidates from the vector and title legs, their features, calibrated ranking.
+
+``runbook_search`` is the one entry point (docs/retrieval.md). Learned click feedback lives above this
+layer (analytics), so a caller passes its reader in as ``feedback_scores``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import transaction
+from django.db.models import F, QuerySet
+from pgvector.django import CosineDistance
+
+from runbooks.calibration import confidence_from, presentation_strategy, rank_score
+from runbooks.embeddings import EmbeddingError, get_embedder
+from runbooks.lexical import document_terms, lexical_terms, query_coverage, query_words, title_coverage
+from runbooks.models import Runbook
+from runbooks.selectors import runbook_success_stats, smoothed_success, visible_runbooks
+from runbooks.sql import TitleVector, hnsw_scan_set_local, selective_words
+
+logger = logging.getLogger(__name__)
+
+# HNSW settings for the vector leg, measured by benchmarks/hnsw_tuning.py (docs/operations.md, "pgvector
+# index tuning"). pgvector's default ef_search (40) gives recall@30 0.93 with every runbook visible, and
+# when visibility leaves 10 % of the rows the index scan stops after ef_search tuples and the filter runs
+# afterwards: ~4 of 30 candidates. An iterative scan keeps going until LIMIT rows pass the filter.
+HNSW_EF_SEARCH = 80
+HNSW_ITERATIVE_SCAN = "relaxed_order"
+
+
+class InvalidQuery(ValueError):
+    """The query cannot be searched (empty after trimming); the message is for the user."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    threshold: float = 0.5
+    max_recommended: int = 3
+    candidates: int = 30
+    # top confidence below threshold + experimental_margin -> "experimental_options"
+    experimental_margin: float = 0.1
+    # top minus second >= primary_gap -> "primary_plus_one"
+    primary_gap: float = 0.15
+    max_query_chars: int = 4000
+
+    @classmethod
+    def from_settings(cls, **overrides) -> SearchConfig:
+        base = cls(
+            threshold=settings.AIHELPER_CONFIDENCE_THRESHOLD,
+            max_recommended=settings.AIHELPER_MAX_RECOMMENDED,
+            max_query_chars=settings.AIHELPER_MAX_QUERY_CHARS,
+        )
+        return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    runbook: Runbook
+    rank: int
+    confidence: float
+    components: dict[str, float]
+    success_rate: float | None
+    success_samples: int
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    query: str
+    results: tuple[SearchResult, ...]
+    strategy: str
+    threshold: float
+    truncated: bool = False
+    degraded: bool = False
+    degraded_reason: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def recommended(self) -> list[SearchResult]:
+        return [result for result in self.results if result.recommended]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    pk: uuid.UUID
+    semantic: float
+    keyword: float
+    title: float
+    coverage: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return rank_score(semantic=self.semantic, keyword=self.keyword, title=self.title)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What candidate generation found: the rows, their features and, for keyword-only search, why."""
+
+    runbooks: Mapping[uuid.UUID, Runbook]  # {pk: Runbook} for every candidate
+    candidates: tuple[Candidate, ...]
+    degraded_reason: str = ""  # non-empty: the embedding failed and only the keyword legs ran
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+def _keyword_query(words: list[str]) -> SearchQuery | None:
+    """An OR of the words: alert text is long and no runbook contains every word.
+
+    Words come from a regex and are passed as plain terms, so tsquery operators, quotes,
+    backslashes or SQL in the input are only ever text.
+    """
+    query = None
+    for word in words:
+        term = SearchQuery(word, search_type="plain", config="english")
+        query = term if query is None else query | term
+    return query
+
+
+def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig) -> Candidates:
+    """Candidates from the vector (HNSW) and title full-text legs; raises nothing on odd text.
+
+    Candidates: the top ``config.candidates`` by cosine distance (HNSW) and the top ``config.candidates``
+    by ts_rank on the small title/tags vector, matched with the query's selective words only. The
+    keyword feature (ts_rank on the full document vector, all words) is then computed for that union
+    alone, so no query ranks thousands of rows. The embedding failing degrades to keyword-only search
+    (``degraded_reason`` says why); the full document vector then also finds candidates.
+    """
+    timings: dict[str, float] = {}
+    degraded_reason = ""
+    semantic: dict[uuid.UUID, float] = {}
+    started = time.perf_counter()
+    try:
+        vector = get_embedder().embed_query(text)
+        timings["embed_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        started = time.perf_counter()
+        # relaxed_order may return candidates slightly out of distance order; fusion re-sorts them.
+        with transaction.atomic(savepoint=False):
+            hnsw_scan_set_local(ef_search=max(HNSW_EF_SEARCH, config.candidates), iterative_scan=HNSW_ITERATIVE_SCAN)
+            rows = list(
+                base.filter(embedding__isnull=False)
+                .annotate(distance=CosineDistance("embedding", vector))
+                .order_by("distance")
+                .values_list("pk", "distance")[: config.candidates]
+            )
+        semantic = {pk: 1.0 - float(distance) for pk, distance in rows}
+        timings["vector_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    except EmbeddingError as exc:
+        degraded_reason = f"semantic search unavailable: {exc}"
+        logger.warning("keyword-only search: %s", exc)
+
+    started = time.perf_counter()
+    words = query_words(text)
+    found: list[uuid.UUID] = []
+    legs = [("search_title", TitleVector())] + ([] if semantic else [("search_vector", F("search_vector"))])
+    for column, document in legs:
+        match = _keyword_query(selective_words(words, column=column))
+        if match is None:
+            continue
+        found += (
+            base.alias(document=document)
+            .filter(document=match)
+            .annotate(match_rank=SearchRank(document, match, normalization=32))
+            .order_by("-match_rank", "pk")
+            .values_list("pk", flat=True)[: config.candidates]
+        )
+    timings["keyword_ms"] = round((time.perf_counter() - started) * 1000, 2)
+
+    started = time.perf_counter()
+    ids = list(dict.fromkeys([*semantic, *found]))
+    everything = _keyword_query(words)
+    rows = base.filter(pk__in=ids).defer("embedding", "search_vector", "body_markdown")
+    if everything is not None:
+        rows = rows.annotate(keyword_rank=SearchRank(F("search_vector"), everything, normalization=32))
+    runbooks = {runbook.pk: runbook for runbook in rows}
+    keyword = {pk: float(getattr(runbook, "keyword_rank", 0.0) or 0.0) for pk, runbook in runbooks.items()}
+    top_keyword = max(keyword.values(), default=0.0) or 1.0
+    query_terms = lexical_terms(text)
+    matched = {pk: query_terms.intersection(document_terms(runbook)) for pk, runbook in runbooks.items()}
+    known = len(set().union(*matched.values()))
+    candidates = tuple(
+        Candidate(
+            pk=pk,
+            semantic=semantic.get(pk, 0.0),
+            keyword=keyword[pk] / top_keyword,
+            title=title_coverage(runbooks[pk].name, query_terms),
+            coverage=query_coverage(len(matched[pk]), known),
+        )
+        for pk in ids
+        if pk in runbooks
+    )
+    timings["fetch_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return Candidates(runbooks=runbooks, candidates=candidates, degraded_reason=degraded_reason, timings_ms=timings)
+
+
+# {runbook id: learned feedback in [-1, 1]} for the ids asked; analytics learns it from clicks. A higher
+# layer passes its reader in (the search cannot import analytics, which sits above runbooks).
+FeedbackScores = Callable[[Sequence[uuid.UUID]], Mapping[uuid.UUID, float]]
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One candidate with what ranking needs, before its rank is known."""
+
+    candidate: Candidate
+    runbook: Runbook
+    confidence: float
+    success: float
+    feedback: float
+    succeeded: int
+    finished: int
+
+    @property
+    def order_key(self) -> tuple[float, float, str]:
+        # Exact confidence, then the score (far-behind candidates all round to 0.0), then the slug.
+        return (-self.confidence, -self.candidate.score, self.runbook.slug)
+
+
+def _result(scored: _Scored, *, rank: int, config: SearchConfig) -> SearchResult:
+    candidate, runbook = scored.candidate, scored.runbook
+    confidence = round(scored.confidence, 4)  # for display; ordering uses the exact value
+    return SearchResult(
+        runbook=runbook,
+        rank=rank,
+        confidence=confidence,
+        components={
+            "semantic": round(candidate.semantic, 4),
+            "keyword": round(candidate.keyword, 4),
+            "title": round(candidate.title, 4),
+            "coverage": round(candidate.coverage, 4),
+            "score": round(candidate.score, 4),
+            "success": round(scored.success, 4),
+            "automation": 1.0 if runbook.is_automated else 0.0,
+            "feedback": round(scored.feedback, 4),
+        },
+        success_rate=(scored.succeeded / scored.finished) if scored.finished else None,
+        success_samples=scored.finished,
+        recommended=rank <= config.max_recommended and confidence >= config.threshold,
+    )
+
+
+def runbook_search(
+    *,
+    query: str,
+    user,
+    limit: int = 10,
+    config: SearchConfig | None = None,
+    feedback_scores: FeedbackScores | None = None,
+) -> SearchOutcome:
+    """Hybrid search over the runbooks ``user`` may see. Without ``feedback_scores`` no learned
+    feedback is used (its logit term is 0, as for a runbook nothing was learned about)."""
+    config = config or SearchConfig.from_settings()
+    text = (query or "").strip()
+    if not text:
+        raise InvalidQuery("Describe the problem: the query is empty.")
+    truncated = len(text) > config.max_query_chars
+    text = text[: config.max_query_chars]
+
+    found = runbook_candidates(text=text, base=visible_runbooks(user), config=config)
+    candidates = found.candidates
+    started = time.perf_counter()
+    stats = runbook_success_stats([candidate.pk for candidate in candidates])
+    feedback = feedback_scores([candidate.pk for candidate in candidates]) if feedback_scores else {}
+    top = max(candidates, key=lambda candidate: candidate.score, default=None)
+    top_score, top_coverage = (top.score, top.coverage) if top else (0.0, 0.0)
+    if found.degraded_reason:
+        # The calibration was fitted with the semantic similarity present; without it the coverage
+        # evidence is not used: keyword matches get low confidences (listed, and at the default
+        # threshold not recommended; a deployment that lowers the threshold still gets them).
+        top_coverage = 0.0
+    scored: list[_Scored] = []
+    for candidate in candidates:
+        runbook = found.runbooks[candidate.pk]
+        succeeded, finished = stats.get(candidate.pk, (0, 0))
+        success = smoothed_success(succeeded, finished)
+        learned = feedback.get(candidate.pk, 0.0)
+        confidence = confidence_from(
+            score=candidate.score,
+            top_score=top_score,
+            success=success,
+            automated=runbook.is_automated,
+            top_coverage=top_coverage,
+            feedback=learned,
+        )
+        scored.append(
+            _Scored(
+                candidate=candidate,
+                runbook=runbook,
+                confidence=confidence,
+                success=success,
+                feedback=learned,
+                succeeded=succeeded,
+                finished=finished,
+            )
+        )
+    ranked = sorted(scored, key=lambda item: item.order_key)[:limit]
+    results = tuple(_result(item, rank=position, config=config) for position, item in enumerate(ranked, start=1))
+    recommended = [result.confidence for result in results if result.recommended]
+    timings = {**found.timings_ms, "score_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return SearchOutcome(
+        query=text,
+        results=results,
+        strategy=presentation_strategy(recommended, config),
+        threshold=config.threshold,
+        truncated=truncated,
+        degraded=bool(found.degraded_reason),
+        degraded_reason=found.degraded_reason,
+        timings_ms=timings,
+    )

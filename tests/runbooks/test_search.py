@@ -1,0 +1,93 @@
+"""runbook_search end to end on a small embedded corpus: known answers, RBAC, hostile input, limits."""
+
+import pytest
+
+from runbooks.calibration import STRATEGIES
+from runbooks.search import InvalidQuery, SearchConfig, runbook_search
+from runbooks.services import runbook_upsert
+from tests.factories import GroupFactory
+from tests.runbooks.corpus import KNOWN_ANSWERS, load_corpus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def corpus(django_capture_on_commit_callbacks):
+    load_corpus(django_capture_on_commit_callbacks, groups_for={"t/dbreplication": ["dba"]})
+
+
+@pytest.mark.parametrize(("query", "gold"), KNOWN_ANSWERS)
+def test_known_answer_is_ranked_first_and_recommended(corpus, staff_user, query, gold):
+    outcome = runbook_search(query=query, user=staff_user, limit=5)
+    assert outcome.results[0].runbook.slug == gold
+    assert outcome.results[0].recommended
+    assert 0.0 <= outcome.results[-1].confidence <= outcome.results[0].confidence <= 1.0
+
+
+def test_unrelated_query_recommends_nothing(corpus, staff_user):
+    outcome = runbook_search(query="RabbitMQ queue has too many unacknowledged messages", user=staff_user)
+    assert outcome.recommended == []
+    assert outcome.strategy == "no_solutions"
+
+
+def test_group_restricted_runbook_is_only_returned_to_members(corpus, user):
+    query = "Replication lag on the orders database replica is 900 seconds"
+    assert "t/dbreplication" not in [r.runbook.slug for r in runbook_search(query=query, user=user).results]
+    user.groups.add(GroupFactory(name="dba"))
+    assert runbook_search(query=query, user=user).results[0].runbook.slug == "t/dbreplication"
+
+
+def test_disabled_runbooks_are_never_returned(corpus, staff_user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        runbook_upsert(slug="t/podcrash", data={"enabled": False})
+    outcome = runbook_search(query="Pod is crash looping", user=staff_user)
+    assert "t/podcrash" not in [r.runbook.slug for r in outcome.results]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "disk & | ! <-> :* full",
+        "'unbalanced \"quotes",
+        "back\\slash \\\\ disk",
+        "🔥🔥 pod crash 💥",
+        "'; DROP TABLE runbooks; --",
+        "SELECT * FROM auth_user WHERE 1=1 OR ''=''",
+        "&&&|||!!!",
+        "\x00 nul byte",
+    ],
+)
+def test_hostile_queries_never_raise(corpus, staff_user, query):
+    outcome = runbook_search(query=query, user=staff_user)
+    assert outcome.strategy in STRATEGIES
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_is_invalid(staff_user, query):
+    with pytest.raises(InvalidQuery):
+        runbook_search(query=query, user=staff_user)
+
+
+def test_long_query_is_truncated_with_notice(corpus, staff_user):
+    config = SearchConfig(max_query_chars=100)
+    outcome = runbook_search(query="pod crash looping " * 50, user=staff_user, config=config)
+    assert outcome.truncated
+    assert len(outcome.query) == 100
+
+
+def test_at_most_three_recommended(staff_user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        for index in range(5):
+            runbook_upsert(
+                slug=f"t/crash{index}",
+                data={"name": f"PodCrashLooping{index}", "description": "A pod keeps restarting.", "tags": ["pod"]},
+            )
+    outcome = runbook_search(query="Pod crash looping", user=staff_user, config=SearchConfig(threshold=0.0))
+    assert len(outcome.recommended) == 3
+
+
+def test_user_without_group_membership_query_count(corpus, user, django_assert_max_num_queries):
+    runbook_search(query="warm up: pgvector version check is cached per process", user=user)
+    # HNSW settings, candidates, title matches, runbook rows, success stats, learned feedback, groups
+    with django_assert_max_num_queries(7):
+        runbook_search(query="Pod is crash looping", user=user)

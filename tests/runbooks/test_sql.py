@@ -1,0 +1,151 @@
+"""Each statement of runbooks/sql.py on data whose answer is known."""
+
+import pytest
+from django.contrib.postgres.search import SearchQuery
+from django.db import connection, transaction
+
+from runbooks import sql
+from runbooks.models import Runbook
+from runbooks.sql import (
+    TitleVector,
+    hnsw_scan_set_local,
+    pgvector_has_iterative_scan,
+    selective_words,
+)
+from tests.runbooks.factories import RunbookFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _scalar(statement: str):
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        return cursor.fetchone()[0]
+
+
+def _reltuples() -> float:
+    return _scalar("SELECT reltuples FROM pg_class WHERE oid = 'runbooks'::regclass")
+
+
+def _analyze() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runbooks")
+
+
+@pytest.fixture
+def own_statistics():
+    """``ANALYZE runbooks`` that leaves no trace for later tests; returns the function that runs it.
+
+    ANALYZE writes pg_class.reltuples in place, which a rollback does not undo (it once made term pruning
+    drop every word in later tests). TRUNCATE in a savepoint gives runbooks a new pg_class row version:
+    the in-place write lands on it and goes with the savepoint. The table also starts empty.
+    """
+    before = _reltuples()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE runbooks CASCADE")
+        yield _analyze
+        transaction.set_rollback(True)
+    assert _reltuples() == before
+
+
+# --- selective_words ------------------------------------------------------------------------------
+
+
+def test_term_pruning_drops_stop_words_and_words_common_in_titles(own_statistics):
+    for index in range(6):
+        RunbookFactory(name=f"KubeThing{index}", tags=["kubernetes"])
+    RunbookFactory(name="PodCrashLooping", tags=["kubernetes"])
+    own_statistics()
+    words = ["the", "kubernetes", "crash", "is"]
+    assert selective_words(words, max_matches=1000) == ["kubernetes", "crash"]
+    assert selective_words(words, max_matches=3) == ["crash"]
+
+
+def test_a_common_word_is_dropped_per_column(own_statistics):
+    # "disk" is in all 10 descriptions but in one title; "clock" is in one runbook only.
+    for index in range(9):
+        RunbookFactory(name=f"Thing{index}", description="The disk is full.", tags=[], steps=[])
+    RunbookFactory(name="NodeDiskClockSkew", description="The disk clock drifts.", tags=[], steps=[])
+    own_statistics()
+    assert selective_words(["disk", "clock"], column="search_title", max_matches=5) == ["disk", "clock"]
+    assert selective_words(["disk", "clock"], column="search_vector", max_matches=5) == ["clock"]
+
+
+def test_without_statistics_only_stop_words_are_dropped(own_statistics):
+    # TRUNCATE resets reltuples to "unknown": no lexeme counts as common, whatever pg_stats still holds.
+    assert _reltuples() < 0
+    RunbookFactory(name="KubernetesCrash", tags=["kubernetes"])
+    assert selective_words(["the", "kubernetes", "crash", "is"], max_matches=0) == ["kubernetes", "crash"]
+    assert selective_words([]) == []
+
+
+# --- pgvector_has_iterative_scan ------------------------------------------------------------------
+
+
+def test_iterative_scan_support_is_detected_from_the_installed_pgvector(django_assert_num_queries):
+    version = _scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    expected = tuple(int(part) for part in version.split(".")[:2]) >= (0, 8)  # True on the embedded 0.8.x
+    pgvector_has_iterative_scan.cache_clear()
+    with django_assert_num_queries(1):
+        assert pgvector_has_iterative_scan("default") is expected
+    with django_assert_num_queries(0):  # cached per process
+        assert pgvector_has_iterative_scan("default") is expected
+
+
+# --- hnsw_scan_set_local --------------------------------------------------------------------------
+
+
+def _hnsw_settings() -> tuple[str, str]:
+    return _scalar("SHOW hnsw.ef_search"), _scalar("SHOW hnsw.iterative_scan")
+
+
+@pytest.fixture
+def vector_loaded():
+    """The hnsw.* settings exist once the pgvector library is loaded in the session."""
+    _scalar("SELECT '[1,2]'::vector")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hnsw_settings_hold_only_inside_the_transaction(vector_loaded):
+    assert connection.get_autocommit()
+    defaults = _hnsw_settings()
+    assert defaults == ("40", "off")
+    with transaction.atomic():
+        hnsw_scan_set_local(ef_search=123, iterative_scan="relaxed_order")
+        assert _hnsw_settings() == ("123", "relaxed_order")
+    assert _hnsw_settings() == defaults
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hnsw_iterative_scan_is_left_alone_before_pgvector_0_8(vector_loaded, monkeypatch):
+    monkeypatch.setattr(sql, "pgvector_has_iterative_scan", lambda alias: False)
+    with transaction.atomic():
+        hnsw_scan_set_local(ef_search=90, iterative_scan="relaxed_order")
+        assert _hnsw_settings() == ("90", "off")
+    assert _hnsw_settings() == ("40", "off")
+
+
+# --- TitleVector ----------------------------------------------------------------------------------
+
+
+def _title_matches(word: str) -> list[str]:
+    query = SearchQuery(word, search_type="plain", config="english")
+    matches = Runbook.objects.annotate(title=TitleVector()).filter(title=query).order_by("slug")
+    return list(matches.values_list("slug", flat=True))
+
+
+def test_title_vector_matches_camelcase_split_title_words():
+    RunbookFactory(slug="t/first", name="KubePodCrashLooping", description="Nothing about disks.", tags=["paging"])
+    RunbookFactory(slug="t/second", name="NodeDiskFull", description="A pod may crash when this happens.", tags=[])
+    assert _title_matches("crash") == ["t/first"]  # the description of t/second is not in the title vector
+    assert _title_matches("looping") == ["t/first"]
+    assert _title_matches("pod") == ["t/first"]
+    assert _title_matches("disk") == ["t/second"]
+    assert _title_matches("paging") == ["t/first"]  # tags are in it too
+    assert _title_matches("happens") == []
+
+
+def test_title_vector_reads_the_quoted_column_of_the_runbooks_table():
+    sql_text = str(Runbook.objects.annotate(title=TitleVector()).values("title").query)
+    assert '"runbooks"."search_title"' in sql_text
