@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY= THROTTLE_CHAT=10000/min
 
-.PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-deps
+.PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-secrets bench-deps
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,6 @@ bench-feedback: install
 
 bench-hnsw: install
 	$(TEST_ENV) $(PY) benchmarks/hnsw_tuning.py $(BENCH_ARGS)
+
+bench-secrets: install
+	$(PY) benchmarks/secret_redaction.py $(BENCH_ARGS)

@@ -234,6 +234,9 @@ AIHELPER_MAX_RECOMMENDED = env_int("AIHELPER_MAX_RECOMMENDED", 3, minimum=1)
 AIHELPER_MAX_QUERY_CHARS = env_int("AIHELPER_MAX_QUERY_CHARS", 4000, minimum=100)
 EXECUTION_ABANDON_AFTER_HOURS = env_float("EXECUTION_ABANDON_AFTER_HOURS", 12.0, minimum=0.01)
 VIEW_DEDUP_SECONDS = env_int("VIEW_DEDUP_SECONDS", 300, minimum=0)
+# Engineers' words (messages, queries, answers, feedback comments, notes) older than this are blanked by
+# `manage.py apply_retention` (daily); counts, ranks and clicks stay.
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 90, minimum=1)
 EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", ("minilm",), "minilm")
 EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=1)
 EMBEDDING_QUERY_CACHE_SIZE = env_int("EMBEDDING_QUERY_CACHE_SIZE", 1024, minimum=0)

@@ -129,9 +129,12 @@ class ActionDetails:
     links_removed: int = 0
     page_context: Mapping[str, Any] = field(default_factory=dict)
     prompt_messages: int = 0
+    # Kinds of the secrets removed from the engineer's message and page context (never the values).
+    redactions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "solutions", tuple(self.solutions))
+        object.__setattr__(self, "redactions", tuple(self.redactions))
         object.__setattr__(self, "page_context", _frozen(self.page_context))
 
     @property
@@ -162,6 +165,7 @@ class ActionDetails:
             links_removed=int(data.get("links_removed") or 0),
             page_context=data.get("page_context") or {},
             prompt_messages=int(prompt.get("messages") or 0),
+            redactions=tuple(str(kind) for kind in data.get("redactions") or ()),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -176,4 +180,5 @@ class ActionDetails:
             "links_removed": self.links_removed,
             "page_context": dict(self.page_context),
             "prompt": {"messages": self.prompt_messages, "history_messages": max(0, self.prompt_messages - 1)},
+            "redactions": list(self.redactions),
         }

@@ -249,3 +249,36 @@ class StoredEntry(Func):
         )
         template = STORED_ENTRY_TEMPLATE.format(column=column, key=key, value=value)
         return template, (*column_params, *key_params, *value_params)
+
+
+# --- Retention: text of old audit logs --------------------------------------------------------------
+# The engineer's words inside the JSON of audit logs created before %(cutoff)s: answer-feedback
+# comments become %(marker)s (rating, time and event id stay: they are metrics) and the page context
+# becomes {}. Rows already blanked are not touched again. Returns the rows changed.
+AUDIT_LOG_JSON_TEXT_BLANK_SQL = """
+UPDATE ai_helper_audit_logs a
+   SET user_modifications = CASE
+         WHEN jsonb_typeof(a.user_modifications -> 'feedback') = 'array' THEN jsonb_set(
+             a.user_modifications, '{feedback}',
+             (SELECT COALESCE(jsonb_agg(CASE WHEN COALESCE(entry ->> 'comment', '') IN ('', %(marker)s) THEN entry
+                                             ELSE entry || jsonb_build_object('comment', %(marker)s::text) END
+                                        ORDER BY position), '[]'::jsonb)
+                FROM jsonb_array_elements(a.user_modifications -> 'feedback') WITH ORDINALITY AS f(entry, position)))
+         ELSE a.user_modifications END,
+       ai_action_details = CASE
+         WHEN a.ai_action_details -> 'page_context' NOT IN ('{}'::jsonb, 'null'::jsonb)
+         THEN jsonb_set(a.ai_action_details, '{page_context}', '{}'::jsonb)
+         ELSE a.ai_action_details END
+ WHERE a.created_at < %(cutoff)s
+   AND (EXISTS (SELECT 1 FROM jsonb_array_elements(
+                  CASE WHEN jsonb_typeof(a.user_modifications -> 'feedback') = 'array'
+                       THEN a.user_modifications -> 'feedback' ELSE '[]'::jsonb END) AS f(entry)
+                 WHERE COALESCE(entry ->> 'comment', '') NOT IN ('', %(marker)s))
+        OR a.ai_action_details -> 'page_context' NOT IN ('{}'::jsonb, 'null'::jsonb))
+"""
+
+
+def audit_log_json_text_blank(*, cutoff: dt.datetime, marker: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(AUDIT_LOG_JSON_TEXT_BLANK_SQL, {"cutoff": cutoff, "marker": marker})
+        return cursor.rowcount

@@ -8,6 +8,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from aihelper.core.redaction import RETENTION_MARKER, redact
 from audit.selectors import audit_logs_for_user, presented_solution
 from audit.services.store import EventInput, interaction_event_record
 from runbooks.models import ExecutionStatus, Runbook, RunbookExecution
@@ -90,13 +91,18 @@ def execution_finish(*, user, execution_id, succeeded: bool, notes: str = ""):
     execution = _locked_execution(user=user, execution_id=execution_id)
     execution.status = ExecutionStatus.SUCCEEDED if succeeded else ExecutionStatus.FAILED
     execution.finished_at = timezone.now()
-    execution.notes = notes
+    cleaned = redact(notes)
+    execution.notes = cleaned.text
     execution.save(update_fields=["status", "finished_at", "notes"])
     rank = None
     if execution.audit_log_id:
         _, rank = _recommendation_rank(user=user, audit_log_id=execution.audit_log_id, runbook=execution.runbook)
     _execution_event(
-        execution=execution, event_type="succeeded" if succeeded else "failed", rank=rank, source=execution.source
+        execution=execution,
+        event_type="succeeded" if succeeded else "failed",
+        rank=rank,
+        source=execution.source,
+        metadata={"notes_redactions": list(cleaned.kinds)} if cleaned.kinds else None,
     )
     return execution
 
@@ -128,3 +134,12 @@ def executions_close_stale(*, older_than_hours: float) -> int:
             )
             closed += 1
     return closed
+
+
+def execution_notes_blank_before(*, cutoff) -> int:
+    """Retention: notes of runs started before ``cutoff`` become RETENTION_MARKER (status and times stay)."""
+    return (
+        RunbookExecution.objects.filter(started_at__lt=cutoff)
+        .exclude(notes__in=["", RETENTION_MARKER])
+        .update(notes=RETENTION_MARKER)
+    )

@@ -94,6 +94,12 @@ class QueryApi(APIView):
         presentation_strategy = serializers.CharField()
         degraded = serializers.BooleanField()
         provider = serializers.CharField()
+        message = serializers.CharField(
+            source="user_message", help_text="The message as stored and sent to the LLM: secrets replaced."
+        )
+        redactions = serializers.ListField(
+            child=serializers.CharField(), help_text="Kinds of the secrets removed from the message (no values)."
+        )
 
     @extend_schema(
         request=ChatQueryInputSerializer,

@@ -51,6 +51,8 @@ class MessageView:
     presentation_strategy: str = ""
     degraded: bool = False
     provider: str = ""
+    # Secrets removed from the engineer's message before it was stored or sent (user messages).
+    redacted_count: int = 0
 
 
 def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
@@ -59,10 +61,12 @@ def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
     for message in ChatMessage.objects.filter(session=session).select_related("audit_log").order_by("created_at", "id"):
         audit_log = message.audit_log
         if message.role != MessageRole.ASSISTANT or audit_log is None:
+            redactions = audit_log_details(audit_log).redactions if audit_log is not None else ()
             views.append(
                 MessageView(
                     id=message.pk, role=message.role, content=message.content, html="",
                     created_at=message.created_at, audit_log_id=message.audit_log_id,
+                    redacted_count=len(redactions),
                 )
             )
             continue

@@ -51,6 +51,18 @@ def _answer_view(answer: ChatAnswer) -> MessageView:
     )
 
 
+def _question_view(answer: ChatAnswer) -> MessageView:
+    return MessageView(
+        id=0,
+        role="user",
+        content=answer.user_message,
+        html="",
+        created_at=answer.audit_log.created_at,
+        audit_log_id=answer.audit_log.pk,
+        redacted_count=len(answer.redactions),
+    )
+
+
 @login_required
 @require_GET
 def chat_page(request: HttpRequest, session_id=None) -> HttpResponse:
@@ -94,6 +106,9 @@ def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
                 html = render_to_string(
                     "aihelper/messages.html#assistant-message", {"message": _answer_view(event)}, request=request
                 )
+                user_html = render_to_string(
+                    "aihelper/messages.html#user-message", {"message": _question_view(event)}, request=request
+                )
                 yield _sse(
                     "done",
                     {
@@ -101,6 +116,9 @@ def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
                         "session_url": f"/chat/{event.session.pk}/",
                         "audit_log_id": str(event.audit_log.pk),
                         "html": html,
+                        # The question as stored (secrets replaced), with the notice when any were.
+                        "user_html": user_html,
+                        "redacted": len(event.redactions),
                         "degraded": event.degraded,
                         "provider": event.provider,
                         "presentation_strategy": event.presentation_strategy,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from aihelper.core.redaction import redact_json
 from audit.models import EventIdClaim, EventSource, EventType, RunbookInteractionEvent
 from audit.selectors import audit_log_details, audit_logs_for_user, presented_solution
 from audit.services.store import EventInput, interaction_event_record
@@ -61,7 +62,11 @@ def events_ingest(*, user, events: Sequence[dict], rejected: list[dict] | None =
             continue
         seen.add(item["event_id"])
         client_timestamp, clamped = clamp_client_timestamp(item.get("client_timestamp"), now=now)
-        metadata = dict(item.get("metadata") or {})
+        # Client-supplied JSON is text from outside: secrets in it are replaced before it is stored.
+        page_context, context_kinds = redact_json(item.get("page_context") or {})
+        metadata, metadata_kinds = redact_json(dict(item.get("metadata") or {}))
+        if context_kinds or metadata_kinds:
+            metadata["redactions"] = list(context_kinds + metadata_kinds)
         if clamped:
             metadata["client_timestamp_clamped"] = True
             metadata["client_timestamp_original"] = item["client_timestamp"].isoformat()
@@ -79,7 +84,7 @@ def events_ingest(*, user, events: Sequence[dict], rejected: list[dict] | None =
                 client_timestamp=client_timestamp,
                 experiment=item.get("experiment", ""),
                 variant=item.get("variant", ""),
-                page_context=item.get("page_context") or {},
+                page_context=page_context,
                 metadata=metadata,
             )
         )

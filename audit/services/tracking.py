@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from aihelper.core.redaction import redact
 from audit.models import AuditLog, EventSource, EventType
 from audit.selectors import audit_logs_for_user
 from audit.services.store import DuplicateEvent
@@ -149,11 +150,14 @@ def answer_feedback_record(
             return AnswerFeedbackResult(
                 audit_log.pk, event_id, audit_log.previous.get("rating"), audit_log.feedback_count, True
             )
+        cleaned = redact(comment[:FEEDBACK_COMMENT_MAX_CHARS])
         entry = {
             "rating": rating,
-            "comment": comment[:FEEDBACK_COMMENT_MAX_CHARS],
+            "comment": cleaned.text,
             "at": timezone.now().isoformat(),
             "event_id": str(event_id),
         }
+        if cleaned.kinds:
+            entry["redactions"] = list(cleaned.kinds)
         AuditLog.objects.filter(pk=audit_log.pk).update(user_modifications=JsonbAppend(key="feedback", item=entry))
     return AnswerFeedbackResult(audit_log.pk, event_id, rating, audit_log.feedback_count + 1, False)

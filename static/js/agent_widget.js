@@ -110,6 +110,8 @@
       },
       onReset: function () { streamed.textContent = ""; },
     }).then(function (done) {
+      // The question as the server stored it: pasted secrets replaced, with a notice saying so.
+      if (done.user_html) user.replaceWith(htmlFragment(done.user_html));
       pending.replaceWith(htmlFragment(done.html));
       container.lastElementChild && container.lastElementChild.scrollIntoView({ block: "end" });
       return done;

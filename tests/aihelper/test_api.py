@@ -16,7 +16,8 @@ def test_query_returns_the_answer_contract(auth_client, user, library, recommend
     assert response.status_code == 200, response.content
     body = response.json()
     assert set(body) == {"session_id", "audit_log_id", "answer_markdown", "answer_html", "solutions",
-                         "presentation_strategy", "degraded", "provider"}
+                         "presentation_strategy", "degraded", "provider", "message", "redactions"}
+    assert (body["message"], body["redactions"]) == ("node disk is full", [])
     assert body["provider"] == "offline" and body["degraded"] is False
     solution = body["solutions"][0]
     assert set(solution) == {"rank", "type", "id", "slug", "title", "confidence", "success_rate", "url", "can_execute"}

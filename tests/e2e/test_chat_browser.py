@@ -150,3 +150,19 @@ def test_malicious_runbook_and_llm_answer_render_inert(live_server, login, runbo
         assert page.dialogs == []
     finally:
         fake.stop()
+
+
+def test_a_pasted_secret_is_replaced_in_the_question_with_a_notice(live_server, login, runbooks):
+    UserFactory(username="alice")
+    page = login("alice")
+    _ask(page, "node disk is full, backup to postgres://app:Pg-s3cret-42@db:5432/app fails")
+    question = page.locator("#chat-messages .msg-user").last
+    assert "Pg-s3cret-42" not in question.inner_text()
+    assert "[redacted: url-password]" in question.inner_text()
+    assert question.locator(".redaction-notice").inner_text().strip().endswith(
+        "1 secret was removed before this message was sent."
+    )
+    page.reload()
+    assert "Pg-s3cret-42" not in page.content()
+    assert page.locator("#chat-messages .msg-user .redaction-notice").count() == 1
+    assert page.console_errors == [], "\n".join(page.console_errors)

@@ -25,6 +25,7 @@ from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
 from aihelper.chat.prompts import Prompt, RunbookContext, prompt_build
 from aihelper.chat.retrieval import runbooks_find
 from aihelper.chat.selectors import chat_history, chat_session_get
+from aihelper.core.redaction import redact, redact_json
 from analytics.services.experiments import experiment_assignment_for
 from audit.details import ActionDetails, PresentedSolution, RetrievalSummary
 from audit.models import AuditLog, EventSource
@@ -59,6 +60,9 @@ class ChatAnswer:
     audit_log: AuditLog
     answer_markdown: str
     answer_html: str
+    # The engineer's message as stored and sent on (secrets replaced), and what was replaced.
+    user_message: str
+    redactions: tuple[str, ...]
     solutions: tuple[PresentedSolution, ...]
     presentation_strategy: str
     degraded: bool
@@ -119,11 +123,15 @@ def chat_answer_stream(
             session = chat_session_get(user=user, session_id=session_id)
         except ChatSession.DoesNotExist:
             raise SessionNotFound(str(session_id)) from None
+    # The edge: nothing after this line sees the secrets an engineer pasted (docs/security.md).
+    redacted = redact(message.strip())
+    context, context_kinds = redact_json(page_context or {})
     return _answer_events(
         user=user,
-        message=message.strip(),
+        message=redacted.text,
+        redactions=redacted.kinds + context_kinds,
         session=session,
-        page_context=page_context or {},
+        page_context=context,
         source=source,
         provider=provider or llm_provider_get(),
         search_config=search_config,
@@ -146,6 +154,7 @@ def _answer_events(
     *,
     user,
     message: str,
+    redactions: tuple[str, ...],
     session: ChatSession | None,
     page_context: dict,
     source: str,
@@ -219,6 +228,7 @@ def _answer_events(
         links_removed=links_removed,
         page_context=page_context,
         prompt_messages=len(prompt.messages),
+        redactions=redactions,
     )
     # Keyword-only retrieval (embedding model down) also marks the answer degraded, with the reason.
     answer_degraded = degraded or outcome.degraded
@@ -275,6 +285,8 @@ def _answer_events(
         audit_log=audit_log,
         answer_markdown=markdown,
         answer_html=html,
+        user_message=message,
+        redactions=redactions,
         solutions=solutions,
         presentation_strategy=outcome.strategy,
         degraded=answer_degraded,

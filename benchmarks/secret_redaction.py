@@ -1,6 +1,6 @@
 """Secret redaction benchmark: recall on planted secrets, false positives on clean text, latency.
 
-    .venv/bin/python benchmarks/secrets.py [--seed 1729] [--texts 600] [--clean 300] [--long 120] [--rounds 5]
+    .venv/bin/python benchmarks/secret_redaction.py [--seed 1729] [--texts 600] [--clean 300] [--long 120] [--rounds 5]
 
 Texts with secrets are generated with a fixed seed in the families incident text comes in (alert bodies,
 log excerpts, shell commands, plain questions, env dumps, curl commands, kubeconfig/manifest fragments,

@@ -1,0 +1,30 @@
+import datetime as dt
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from aihelper.ops.retention import retention_apply
+
+
+class Command(BaseCommand):
+    help = (
+        "Blank engineers' text older than the retention period (MESSAGE_RETENTION_DAYS, default 90): chat "
+        "messages, session titles, audit log queries and answers, feedback comments, page context, execution "
+        "notes. Counts, ranks and clicks stay. Safe to run again; run it daily."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than-days", type=int, default=None, help="override MESSAGE_RETENTION_DAYS for this run (>= 1)"
+        )
+
+    def handle(self, *args, older_than_days=None, **options):
+        days = settings.MESSAGE_RETENTION_DAYS if older_than_days is None else older_than_days
+        if days < 1:
+            raise CommandError("--older-than-days must be at least 1.")
+        cutoff = timezone.now() - dt.timedelta(days=days)
+        report = retention_apply(cutoff=cutoff)
+        self.stdout.write(f"Text older than {days} days (before {cutoff:%Y-%m-%d %H:%M %Z}) blanked:")
+        for label, count in report.rows():
+            self.stdout.write(f"  {label}: {count}")
