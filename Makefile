@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY= THROTTLE_CHAT=10000/min
 
-.PHONY: install run test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-secrets bench-deps
+.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-secrets bench-deps
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ seed: migrate
 
 run: seed
 	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py runserver $(HOST):$(PORT)
+
+# Stops the embedded PostgreSQL and leaves a marker so the app does not restart it (`make run` starts it again).
+stop:
+	DEBUG=1 $(PY) manage.py embedded_db stop
 
 lint: install
 	$(VENV)/bin/ruff check .

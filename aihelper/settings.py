@@ -50,9 +50,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "aihelper.core.middleware.RequestIdMiddleware",
+    # Before anything reads a body: refuses one over the limit (413) from its Content-Length alone.
+    "aihelper.core.body_limits.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, with a session save that fails in a database outage answered as the documented 503.
+    "aihelper.core.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -198,9 +201,11 @@ STORAGES = {
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: DRF answers an anonymous call 401 with the first class's WWW-Authenticate challenge
+    # (session auth has none, which made it 403). Without a Token header, session auth (with CSRF) follows.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -24,3 +24,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("aihelper.chat.urls")),
 ]
+
+# JSON 404 under /api/ (what API clients parse), Django's page elsewhere.
+handler404 = "aihelper.core.api_errors.not_found"

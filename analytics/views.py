@@ -5,14 +5,18 @@ from __future__ import annotations
 import csv
 
 from django.contrib import admin
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 
-from analytics.services.dashboard import analytics_dashboard
+from analytics.services.dashboard import Dashboard, analytics_dashboard
+from analytics.services.parameters import (
+    FILTER_PARAMETERS,
+    DashboardParameters,
+    InvalidParameters,
+    analytics_parameters_parse,
+)
 from analytics.services.presentation import dashboard_charts, dashboard_tables
-from analytics.services.ranges import InvalidRange, analytics_range_parse
 
-FILTER_PARAMS = ("source", "strategy", "experiment", "variant")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -28,20 +32,25 @@ def csv_cell(value):
     return value
 
 
-def _dashboard_for(request):
-    """(dashboard, error message): an invalid range falls back to the default range, with the reason."""
-    error = ""
-    try:
-        start, end = analytics_range_parse(start=request.GET.get("start"), end=request.GET.get("end"))
-    except InvalidRange as exc:
-        error = exc.message
-        start, end = analytics_range_parse(start=None, end=None)
-    options = {name: request.GET.get(name, "").strip()[:100] or None for name in FILTER_PARAMS}
-    return analytics_dashboard(user=request.user, start=start, end=end, **options), error
+def _dashboard(request, parameters: DashboardParameters) -> Dashboard:
+    return analytics_dashboard(
+        user=request.user,
+        start=parameters.start,
+        end=parameters.end,
+        source=parameters.source,
+        strategy=parameters.strategy,
+        experiment=parameters.experiment,
+        variant=parameters.variant,
+    )
 
 
 def dashboard_view(request):
-    dashboard, error = _dashboard_for(request)
+    """Invalid parameters: 400, the errors in words above the default range (last 30 days, no filters)."""
+    try:
+        parameters, error = analytics_parameters_parse(query=request.GET), ""
+    except InvalidParameters as exc:
+        parameters, error = analytics_parameters_parse(query={}), exc.message
+    dashboard = _dashboard(request, parameters)
     # The form shows the range as dates: end is exclusive, so the last day shown is the day before.
     last_day = (dashboard.end.astimezone(dashboard.start.tzinfo) - dashboard.end.resolution).date()
     context = {
@@ -51,16 +60,22 @@ def dashboard_view(request):
         "error": error,
         "form_start": dashboard.start.date().isoformat(),
         "form_end": last_day.isoformat(),
-        "filters": {name: request.GET.get(name, "") for name in FILTER_PARAMS},
+        # What the page shows, so an invalid value is not echoed back into the form.
+        "filters": {name: getattr(parameters, name) or "" for name in FILTER_PARAMETERS},
         "tables": list(dashboard_tables(dashboard).values()),
         "charts": dashboard_charts(dashboard),
-        "querystring": request.GET.urlencode(),
+        "querystring": request.GET.urlencode() if not error else "",
     }
-    return TemplateResponse(request, "admin/analytics/dashboard.html", context)
+    return TemplateResponse(request, "admin/analytics/dashboard.html", context, status=400 if error else 200)
 
 
 def export_csv_view(request, table: str):
-    dashboard, _ = _dashboard_for(request)
+    """Invalid parameters: 400 in words, never a file of some other range than the one asked for."""
+    try:
+        parameters = analytics_parameters_parse(query=request.GET)
+    except InvalidParameters as exc:
+        return HttpResponseBadRequest(f"No export: {exc.message}", content_type="text/plain; charset=utf-8")
+    dashboard = _dashboard(request, parameters)
     tables = dashboard_tables(dashboard)
     if table not in tables:
         raise Http404(f"No table {table!r}; choose one of {', '.join(tables)}.")

@@ -16,13 +16,13 @@ from aihelper.chat.models import ChatSession
 from aihelper.chat.selectors import chat_messages_display, chat_session_get, chat_session_list
 from aihelper.chat.services.orchestrator import SessionNotFound, chat_answer
 from aihelper.core.api_errors import ERROR_BODY
-from aihelper.core.api_limits import LimitedJSONParser
+from aihelper.core.api_limits import TEXT_RULE, LimitedJSONParser
 from audit.models import EventSource
 from runbooks.search import InvalidQuery
 
 PAGE_CONTEXT_MAX_CHARS = 2000
 AUTH_ERRORS = {
-    401: OpenApiResponse(ERROR_BODY, description="Not logged in"),
+    401: OpenApiResponse(ERROR_BODY, description="Not logged in (no or a wrong token): `WWW-Authenticate: Token`"),
     403: OpenApiResponse(ERROR_BODY, description="CSRF token missing or wrong (session auth)"),
 }
 
@@ -51,7 +51,12 @@ class PageContextSerializer(serializers.Serializer):
 
 
 class ChatQueryInputSerializer(serializers.Serializer):
-    message = serializers.CharField(trim_whitespace=True)
+    message = serializers.CharField(
+        trim_whitespace=True,
+        min_length=1,
+        help_text="The question: not blank (surrounding whitespace is trimmed first), at most "
+        "AIHELPER_MAX_QUERY_CHARS characters (4000 by default).",
+    )
     session_id = serializers.UUIDField(required=False, allow_null=True)
     page_context = PageContextSerializer(required=False)
 
@@ -103,6 +108,7 @@ class QueryApi(APIView):
 
     @extend_schema(
         request=ChatQueryInputSerializer,
+        description="Ask a question; the answer is stored with the runbooks it presents. " + TEXT_RULE,
         responses={
             200: OutputSerializer,
             400: OpenApiResponse(ERROR_BODY, description="Invalid fields or malformed JSON"),
@@ -137,7 +143,7 @@ class SessionListApi(APIView):
             model = ChatSession
             fields = ["id", "title", "created_at", "updated_at"]
 
-    @extend_schema(responses={200: OutputSerializer(many=True)})
+    @extend_schema(responses={200: OutputSerializer(many=True), 401: AUTH_ERRORS[401]})
     def get(self, request):
         return Response(self.OutputSerializer(chat_session_list(user=request.user), many=True).data)
 

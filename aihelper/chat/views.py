@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import APIException, ValidationError
 
 from aihelper.chat.apis import ChatQueryInputSerializer, ChatThrottle
 from aihelper.chat.models import ChatSession
@@ -24,7 +25,8 @@ from aihelper.chat.services.orchestrator import (
     chat_answer,
     chat_answer_stream,
 )
-from aihelper.core.api_limits import MAX_JSON_DEPTH, json_depth
+from aihelper.core.api_errors import api_error_response
+from aihelper.core.api_limits import json_body_parse
 from aihelper.core.middleware import current_request_id
 from audit.models import EventSource
 from runbooks.search import InvalidQuery, SearchConfig
@@ -138,11 +140,6 @@ def _text(value) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _too_deep() -> JsonResponse:
-    detail = f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels."
-    return JsonResponse({"error": "invalid", "detail": detail}, status=400)
-
-
 @require_POST
 def chat_stream(request: HttpRequest) -> HttpResponse:
     """POST JSON {message, session_id?, page_context?, source?} -> text/event-stream of
@@ -159,20 +156,13 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
             headers={"Retry-After": str(wait)},
         )
     try:
-        payload = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return JsonResponse({"error": "invalid", "detail": "The request body must be JSON."}, status=400)
-    except RecursionError:
-        return _too_deep()
-    if json_depth(payload, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        return _too_deep()
-    if not isinstance(payload, dict):
-        return JsonResponse({"error": "invalid", "detail": "The request body must be a JSON object."}, status=400)
+        # The same checks as every JSON API; the body's size was limited before this view reads it.
+        payload = json_body_parse(request.body)
+    except APIException as exc:
+        return api_error_response(exc)
     serializer = ChatQueryInputSerializer(data=payload)
     if not serializer.is_valid():
-        return JsonResponse(
-            {"error": "invalid", "detail": "The request has invalid fields.", "fields": serializer.errors}, status=400
-        )
+        return api_error_response(ValidationError(serializer.errors))
     data = serializer.validated_data
     try:
         events = chat_answer_stream(

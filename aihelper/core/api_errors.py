@@ -1,10 +1,18 @@
 """Every API error is JSON that says what is wrong: {"error": code, "detail": text, "fields": {...}}."""
 
+from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from aihelper.core.api_limits import printable_json
+
+# Every JSON API of the project is mounted under this prefix (aihelper/urls.py).
+API_PATH_PREFIX = "/api/"
 
 # The error envelope as an OpenAPI component, for every view's documented error responses.
 ERROR_BODY = inline_serializer(
@@ -12,7 +20,10 @@ ERROR_BODY = inline_serializer(
     fields={
         "error": serializers.CharField(),
         "detail": serializers.CharField(),
-        "fields": serializers.DictField(required=False),
+        "fields": serializers.DictField(
+            required=False,
+            help_text="Invalid fields by path (`choice_data.user_action`, `metadata.k`), each with its messages.",
+        ),
     },
 )
 
@@ -26,6 +37,12 @@ def exception_handler(exc, context):
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
+    # Django's own exceptions get DRF's codes ("not_found", "permission_denied"), as DRF's handler gives
+    # them its status codes.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -41,5 +58,21 @@ def exception_handler(exc, context):
             body["fields"] = exc.detail
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         body["retry_after_seconds"] = int(exc.wait)
-    response.data = body
+    # A message may quote what the client sent (DRF's '"x" is not a valid choice.'): never let a lone
+    # surrogate or NUL from it make the error itself unrenderable.
+    response.data = printable_json(body)
     return response
+
+
+def api_error_response(exc: exceptions.APIException) -> JsonResponse:
+    """The same error answer from a plain Django view that speaks JSON (the chat stream)."""
+    response = exception_handler(exc, {})
+    headers = {name: value for name, value in response.items() if name.lower() != "content-type"}
+    return JsonResponse(response.data, status=response.status_code, headers=headers)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON under /api/ (an unknown route, a session id that is not a UUID), HTML elsewhere."""
+    if request.path_info.startswith(API_PATH_PREFIX):
+        return JsonResponse({"error": "not_found", "detail": "No such API endpoint or object."}, status=404)
+    return page_not_found(request, exception)

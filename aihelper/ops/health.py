@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from aihelper.core.embedded_state import server_state
 from aihelper.core.sql import pgvector_version
 from runbooks.embeddings import EmbeddingError, get_embedder
 
@@ -24,10 +27,21 @@ def _check_database() -> dict:
     try:
         version = pgvector_version()
     except DatabaseError as exc:
-        return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}"}
+        return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}", **_embedded_server()}
     if version is None:
         return {"ok": False, "error": "pgvector extension is not installed (run migrate)"}
     return {"ok": True, "pgvector": version, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _embedded_server() -> dict:
+    """For the embedded default: whether the outage heals by itself or was a deliberate stop."""
+    pgdata = settings.DATABASES["default"].get("EMBEDDED_PGDATA")
+    if not pgdata:
+        return {}
+    state = server_state(Path(pgdata))
+    if state.stopped_on_purpose:
+        return {"embedded_server": "stopped on purpose (manage.py embedded_db stop); not restarted automatically"}
+    return {"embedded_server": "running" if state.running else "down; restarting automatically"}
 
 
 def _check_embedder() -> dict:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -38,74 +42,137 @@ def clamp_client_timestamp(value, *, now=None) -> tuple[object, bool]:
     return value, False
 
 
+# What the server adds to a client event's metadata; left out when a repeated event_id is compared.
+CLAMP_METADATA_KEYS = ("client_timestamp_clamped", "client_timestamp_original")
+
+
 @dataclass
 class IngestReport:
     accepted: list[str]
     duplicates: list[str]
-    rejected: list[dict]
+    # Positions in ``events`` whose event_id is already used by a different event (HTTP 409 in the API).
+    conflicts: list[int]
 
 
-def events_ingest(*, user, events: Sequence[dict], rejected: list[dict] | None = None) -> IngestReport:
-    """Store already-validated client events; duplicates are acknowledged, never stored twice.
+def events_ingest(*, user, events: Sequence[dict]) -> IngestReport:
+    """Store already-validated client events. A repeated event_id is a duplicate (acknowledged, stored once)
+    when the event is the same as the stored one, a conflict when it is not (another event, another user's).
 
     Ids already stored (or repeated in the batch) are sorted out first, then the rest go in with one
     bulk INSERT. If that fails (a concurrent request stored one of the ids meanwhile) each event is
     retried in its own savepoint, so one conflict never loses the others.
     """
-    report = IngestReport(accepted=[], duplicates=[], rejected=list(rejected or []))
+    report = IngestReport(accepted=[], duplicates=[], conflicts=[])
     now = timezone.now()
-    rows: list[RunbookInteractionEvent] = []
-    seen: set = set()
-    for item in events:
-        if item["event_id"] in seen:
-            report.duplicates.append(str(item["event_id"]))
+    rows: list[tuple[int, RunbookInteractionEvent]] = []
+    repeats: list[tuple[int, RunbookInteractionEvent]] = []
+    first: dict = {}
+    for position, item in enumerate(events):
+        row = _event_row(user=user, item=item, now=now)
+        if row.event_id in first:
+            repeats.append((position, row))
             continue
-        seen.add(item["event_id"])
-        client_timestamp, clamped = clamp_client_timestamp(item.get("client_timestamp"), now=now)
-        # Client-supplied JSON is text from outside: secrets in it are replaced before it is stored.
-        page_context, context_kinds = redact_json(item.get("page_context") or {})
-        metadata, metadata_kinds = redact_json(dict(item.get("metadata") or {}))
-        if context_kinds or metadata_kinds:
-            metadata["redactions"] = list(context_kinds + metadata_kinds)
-        if clamped:
-            metadata["client_timestamp_clamped"] = True
-            metadata["client_timestamp_original"] = item["client_timestamp"].isoformat()
-        rows.append(
-            RunbookInteractionEvent(
-                event_id=item["event_id"],
-                event_timestamp=now,
-                user_id=user.pk,
-                session_id=item.get("session_id"),
-                audit_log_id=item.get("audit_log_id"),
-                runbook_id=item["runbook_id"],
-                event_type=item["event_type"],
-                rank=item.get("rank"),
-                source=item.get("source") or EventSource.DIRECT,
-                client_timestamp=client_timestamp,
-                experiment=item.get("experiment", ""),
-                variant=item.get("variant", ""),
-                page_context=page_context,
-                metadata=metadata,
-            )
-        )
-    ids = [row.event_id for row in rows]
-    known = set(EventIdClaim.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
-    report.duplicates.extend(str(row.event_id) for row in rows if row.event_id in known)
-    fresh = [row for row in rows if row.event_id not in known]
+        first[row.event_id] = row
+        rows.append((position, row))
+    claimed = set(EventIdClaim.objects.filter(event_id__in=list(first)).values_list("event_id", flat=True))
+    fresh = [row for _, row in rows if row.event_id not in claimed]
+    taken = {row.event_id for _, row in rows if row.event_id in claimed}
     try:
         with transaction.atomic():
             RunbookInteractionEvent.objects.bulk_create(fresh)
-        report.accepted.extend(str(row.event_id) for row in fresh)
+        stored = {row.event_id for row in fresh}
     except IntegrityError:
+        stored = set()
         for row in fresh:
             try:
                 with transaction.atomic():
                     row.save(force_insert=True)
             except IntegrityError:
-                report.duplicates.append(str(row.event_id))
+                taken.add(row.event_id)
                 continue
+            stored.add(row.event_id)
+    earlier = _stored_events(taken)
+    clashing = {event_id for event_id in taken
+                if event_id not in earlier or not _same_event(first[event_id], earlier[event_id])}
+    for position, row in sorted(rows + repeats, key=lambda pair: pair[0]):
+        if row.event_id in clashing or not _same_event(row, first[row.event_id]):
+            report.conflicts.append(position)
+        elif row.event_id in stored and row is first[row.event_id]:
             report.accepted.append(str(row.event_id))
+        else:
+            report.duplicates.append(str(row.event_id))
     return report
+
+
+def _event_row(*, user, item: dict, now) -> RunbookInteractionEvent:
+    client_timestamp, clamped = clamp_client_timestamp(item.get("client_timestamp"), now=now)
+    # Client-supplied JSON is text from outside: secrets in it are replaced before it is stored.
+    page_context, context_kinds = redact_json(item.get("page_context") or {})
+    # The clamping keys are the server's: a client's own values for them are not kept.
+    client_metadata = {key: value for key, value in (item.get("metadata") or {}).items()
+                       if key not in CLAMP_METADATA_KEYS}
+    metadata, metadata_kinds = redact_json(client_metadata)
+    if context_kinds or metadata_kinds:
+        metadata["redactions"] = list(context_kinds + metadata_kinds)
+    if clamped:
+        metadata["client_timestamp_clamped"] = True
+        metadata["client_timestamp_original"] = item["client_timestamp"].isoformat()
+    return RunbookInteractionEvent(
+        event_id=item["event_id"],
+        event_timestamp=now,
+        user_id=user.pk,
+        session_id=item.get("session_id"),
+        audit_log_id=item.get("audit_log_id"),
+        runbook_id=item["runbook_id"],
+        event_type=item["event_type"],
+        rank=item.get("rank"),
+        source=item.get("source") or EventSource.DIRECT,
+        client_timestamp=client_timestamp,
+        experiment=item.get("experiment", ""),
+        variant=item.get("variant", ""),
+        page_context=page_context,
+        metadata=metadata,
+    )
+
+
+def _stored_events(event_ids: set) -> dict:
+    """The stored events with these ids, found through their claims' timestamps (one partition each)."""
+    if not event_ids:
+        return {}
+    claims = EventIdClaim.objects.filter(event_id__in=list(event_ids))
+    timestamps = list(claims.values_list("event_timestamp", flat=True))
+    rows = RunbookInteractionEvent.objects.filter(event_id__in=list(event_ids), event_timestamp__in=timestamps)
+    return {row.event_id: row for row in rows}
+
+
+def _same_event(new: RunbookInteractionEvent, stored: RunbookInteractionEvent) -> bool:
+    return _what_the_client_sent(new) == _what_the_client_sent(stored)
+
+
+def _what_the_client_sent(row: RunbookInteractionEvent) -> tuple:
+    """An event as its sender described it: without the server's clock, clamping and derived fields."""
+    metadata = {key: value for key, value in row.metadata.items() if key not in CLAMP_METADATA_KEYS}
+    client_timestamp = row.client_timestamp
+    if row.metadata.get("client_timestamp_clamped"):
+        with contextlib.suppress(TypeError, ValueError):
+            client_timestamp = dt.datetime.fromisoformat(row.metadata["client_timestamp_original"])
+    return (
+        row.user_id,
+        str(row.runbook_id),
+        row.event_type,
+        row.rank,
+        row.source,
+        str(row.audit_log_id or ""),
+        str(row.session_id or ""),
+        client_timestamp,
+        _json_value(row.page_context),
+        _json_value(metadata),
+    )
+
+
+def _json_value(value):
+    """JSON compared by value, as jsonb does: 1, 1.0 and 1e0 alike (PostgreSQL returns numbers as numeric)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder), parse_float=Decimal, parse_int=Decimal)
 
 
 def detail_view_record(*, user, runbook_id, audit_log_id=None, source: str = EventSource.DIRECT,

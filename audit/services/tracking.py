@@ -69,7 +69,8 @@ def click_record(
     session, a repeated event_id (acknowledged, stored once), that the solution was presented and the
     client rank; appends the click and the latest-choice keys; writes the event for runbook solutions.
     Raises AuditLog.DoesNotExist for someone else's (or an unknown) audit log, TrackingRejected for
-    contradictions, DuplicateEvent when the event_id belongs to another event.
+    contradictions, DuplicateEvent when the event_id belongs to another event (also another click on this
+    audit log: a repeated id is a duplicate only when the click is the same).
     """
     event_id = event_id or uuid.uuid4()
     try:
@@ -95,6 +96,11 @@ def click_record(
             raise DuplicateEvent(str(event_id)) from None
         raise
     status = outcome["status"]
+    if status == "duplicate" and not _same_click(
+        audit_log_id=audit_log_id, event_id=event_id, solution_id=str(solution_id), solution_type=solution_type,
+        user_action=user_action, client_rank=client_rank, source=source,
+    ):
+        raise DuplicateEvent(str(event_id))
     if status == "not_found":
         raise AuditLog.DoesNotExist(f"no audit log {audit_log_id} for this user")
     if status == "session_mismatch":
@@ -117,6 +123,24 @@ def click_record(
     )
 
 
+def _same_click(*, audit_log_id, event_id: uuid.UUID, solution_id: str, solution_type: str, user_action: str,
+                client_rank: int | None, source: str) -> bool:
+    """Whether the click stored on this audit log under ``event_id`` is the one described (a retry)."""
+    stored = (
+        AuditLog.objects.filter(pk=audit_log_id)
+        .annotate(previous=StoredEntry("clicks", event_id))
+        .values_list("previous", flat=True)
+        .first()
+    ) or {}
+    return (
+        stored.get("solution_chosen_id") == solution_id
+        and stored.get("solution_chosen_type") == solution_type
+        and stored.get("user_action") == user_action
+        and stored.get("source") == source
+        and client_rank in (None, stored.get("rank"))
+    )
+
+
 @dataclass(frozen=True)
 class AnswerFeedbackResult:
     audit_log_id: uuid.UUID
@@ -132,8 +156,9 @@ def answer_feedback_record(
     """Append a thumbs up/down on a whole answer to user_modifications["feedback"].
 
     Same locking as click_record: the row is locked and one PostgreSQL-computed UPDATE appends, so
-    concurrent feedback is never lost. A repeated event_id is acknowledged and stored once. Raises
-    AuditLog.DoesNotExist for someone else's (or an unknown) audit log.
+    concurrent feedback is never lost. A repeated event_id with the same rating and comment is acknowledged
+    and stored once; with another rating or comment it raises DuplicateEvent. Raises AuditLog.DoesNotExist
+    for someone else's (or an unknown) audit log.
     """
     if rating not in FEEDBACK_RATINGS:
         raise ValueError(f"unknown rating {rating!r}")
@@ -146,11 +171,12 @@ def answer_feedback_record(
             .annotate(feedback_count=ListLength("feedback"), previous=StoredEntry("feedback", event_id))
             .get(pk=audit_log_id)
         )
-        if audit_log.previous:
-            return AnswerFeedbackResult(
-                audit_log.pk, event_id, audit_log.previous.get("rating"), audit_log.feedback_count, True
-            )
         cleaned = redact(comment[:FEEDBACK_COMMENT_MAX_CHARS])
+        if audit_log.previous:
+            previous = audit_log.previous
+            if previous.get("rating") != rating or previous.get("comment") != cleaned.text:
+                raise DuplicateEvent(str(event_id))
+            return AnswerFeedbackResult(audit_log.pk, event_id, rating, audit_log.feedback_count, True)
         entry = {
             "rating": rating,
             "comment": cleaned.text,

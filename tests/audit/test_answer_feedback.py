@@ -82,14 +82,26 @@ def test_feedback_next_to_clicks_keeps_both_lists(auth_client, audit_log):
 
 
 def test_repeated_event_id_is_acknowledged_and_stored_once(auth_client, audit_log):
-    body = {"audit_log_id": str(audit_log.pk), "rating": "up", "event_id": str(uuid.uuid4())}
+    body = {"audit_log_id": str(audit_log.pk), "rating": "up", "comment": "disk", "event_id": str(uuid.uuid4())}
     assert _post(auth_client, body).status_code == 201
-    again = _post(auth_client, {**body, "rating": "down"})
+    again = _post(auth_client, body)
     assert again.status_code == 200
-    assert again.json()["duplicate"] is True and again.json()["rating"] == "up"  # the original is kept
+    assert again.json()["duplicate"] is True and again.json()["rating"] == "up"
     assert again.json()["feedback_count"] == 1
     audit_log.refresh_from_db()
     assert len(audit_log.user_modifications["feedback"]) == 1
+
+
+@pytest.mark.parametrize("change", [{"rating": "down"}, {"comment": "another comment"}])
+def test_repeated_event_id_with_other_feedback_is_a_409_and_the_original_is_kept(auth_client, audit_log, change):
+    body = {"audit_log_id": str(audit_log.pk), "rating": "up", "comment": "disk", "event_id": str(uuid.uuid4())}
+    assert _post(auth_client, body).status_code == 201
+    again = _post(auth_client, {**body, **change})
+    assert again.status_code == 409 and again.json()["error"] == "conflict", again.content
+    audit_log.refresh_from_db()
+    assert [(entry["rating"], entry["comment"]) for entry in audit_log.user_modifications["feedback"]] == [
+        ("up", "disk")
+    ]
 
 
 def test_someone_elses_or_unknown_audit_log_is_404(client, other_user, audit_log):
