@@ -10,9 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from aihelper.core.api_limits import printable_json
-
-# Every JSON API of the project is mounted under this prefix (aihelper/urls.py).
-API_PATH_PREFIX = "/api/"
+from aihelper.core.negotiation import is_api_request
 
 # The error envelope as an OpenAPI component, for every view's documented error responses.
 ERROR_BODY = inline_serializer(
@@ -73,6 +71,6 @@ def api_error_response(exc: exceptions.APIException) -> JsonResponse:
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: JSON under /api/ (an unknown route, a session id that is not a UUID), HTML elsewhere."""
-    if request.path_info.startswith(API_PATH_PREFIX):
+    if is_api_request(request):
         return JsonResponse({"error": "not_found", "detail": "No such API endpoint or object."}, status=404)
     return page_not_found(request, exception)

@@ -32,34 +32,23 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.html import escape
 from django.views.defaults import ERROR_PAGE_TEMPLATE
 
-# Every JSON API of the project is mounted under this prefix (aihelper/urls.py); /chat/stream posts JSON.
-API_PATH_PREFIX = "/api/"
-JSON_CONTENT_TYPE = "application/json"
+from aihelper.core.negotiation import is_api_request, wants_json_error
+
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _READ_CHUNK = 64 * 1024
-
-
-def _is_api(request: HttpRequest) -> bool:
-    return request.path_info.startswith(API_PATH_PREFIX)
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    # The same rule as the outage answer (aihelper.core.middleware): APIs, and scripts that send JSON (the chat
-    # stream) or do not take HTML, read an error body; people get a page.
-    return _is_api(request) or request.content_type == JSON_CONTENT_TYPE or not request.accepts("text/html")
 
 
 def body_limit(request: HttpRequest) -> int | None:
     """The largest body this request may carry, in bytes (None: no limit configured)."""
     form_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if not _is_api(request):
+    if not is_api_request(request):
         return form_limit
     api_limit = settings.API_MAX_BODY_BYTES
     return api_limit if form_limit is None else min(api_limit, form_limit)
 
 
 def _refusal(request: HttpRequest, *, status: int, code: str, title: str, detail: str) -> HttpResponse:
-    if _wants_json(request):
+    if wants_json_error(request):
         return JsonResponse({"error": code, "detail": detail}, status=status)
     page = ERROR_PAGE_TEMPLATE % {"title": escape(f"{title} ({status})"), "details": escape(detail)}
     return HttpResponse(page, status=status)

@@ -22,6 +22,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils.functional import SimpleLazyObject, empty
 
+from aihelper.core.negotiation import wants_json_error
+
 logger = logging.getLogger("aihelper.request")
 # The current request's id, added to every log line written while it is handled (aihelper/logjson.py).
 current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")
@@ -69,20 +71,11 @@ class RequestIdMiddleware:
         return response
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    # APIs, and scripts that send JSON (the chat stream) or do not take HTML, read the error body.
-    return (
-        request.path.startswith("/api/")
-        or request.content_type == "application/json"
-        or not request.accepts("text/html")
-    )
-
-
 def database_unavailable_response(request: HttpRequest, exception: Exception) -> HttpResponse:
     """The documented outage answer: JSON for APIs and scripts, a plain page for people; 503, Retry-After."""
     logger.warning("database unavailable: %s", exception.__class__.__name__)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if _wants_json(request):
+    if wants_json_error(request):
         return JsonResponse(
             {"error": "database_unavailable", "detail": "The database is unavailable; try again shortly."},
             status=503,
