@@ -105,10 +105,11 @@ def main() -> None:
     from django.contrib.auth.models import User
 
     from aihelper.chat.llm import OfflineProvider
+    from aihelper.chat.retrieval import runbooks_find
     from aihelper.chat.services.orchestrator import chat_answer
     from audit.selectors import audit_log_details
     from runbooks.models import Runbook
-    from runbooks.search import SearchConfig, runbook_search
+    from runbooks.search import SearchConfig
 
     user, _ = User.objects.get_or_create(username="bench-engineer")
     total_runbooks = Runbook.objects.count()
@@ -125,7 +126,9 @@ def main() -> None:
     baseline = []
     for question in questions[5 : 5 + args.answers]:
         started = time.perf_counter()
-        runbook_search(query="base " + question, user=user, limit=config.max_recommended, config=config)
+        # runbook_search with the learned-feedback read, as the chat calls it (runbook_search did the read
+        # itself before the architecture refactor).
+        runbooks_find(query="base " + question, user=user, limit=config.max_recommended, config=config)
         baseline.append((time.perf_counter() - started) * 1000)
 
     totals, overheads, unembedded, strategies = [], [], [], {}
