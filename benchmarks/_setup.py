@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 CORPUS = SHARED / "runbooks"
 DEV_QUERIES = SHARED / "eval" / "alert_queries_dev.jsonl"
+# Our own labelled queries (benchmarks/data/README.md): public corpus and demo runbooks, fit and holdout.
+OWN_QUERIES = ROOT / "benchmarks" / "data" / "queries.jsonl"
+DEMO_PREFIX = "demo/"
 
 
 def django_setup(dbname: str) -> None:
@@ -31,10 +34,14 @@ def django_setup(dbname: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def load_corpus() -> None:
-    """Import ../shared/data/runbooks/*.jsonl (upsert: a re-run changes nothing) and embed it."""
+def load_corpus(*, demo: bool = False) -> None:
+    """Import ../shared/data/runbooks/*.jsonl (upsert: a re-run changes nothing) and embed it.
+
+    ``demo``: also the demo runbooks (runbooks/demo_data), disabled until ``use_collection("demo")``.
+    """
     from django.db import transaction
 
+    from runbooks.demo import demo_runbooks_ensure
     from runbooks.importers import runbooks_import
     from runbooks.models import Runbook
     from runbooks.services import runbooks_embed
@@ -43,12 +50,50 @@ def load_corpus() -> None:
     with transaction.atomic():
         report = runbooks_import(paths=paths)
         slugs = [outcome.slug for outcome in report.outcomes]
+        if demo:
+            demo_runbooks_ensure()
         # This database belongs to the benchmark: anything else in it would skew the results.
-        Runbook.objects.exclude(slug__in=slugs).delete()
+        others = Runbook.objects.exclude(slug__in=slugs)
+        (others.exclude(slug__startswith=DEMO_PREFIX) if demo else others).delete()
     embed = runbooks_embed()
+    use_collection("public")
     print(f"corpus: {report.summary()}; embeddings: {embed.embedded} embedded, {embed.unchanged} unchanged")
+
+
+def use_collection(name: str) -> None:
+    """Search one collection at a time, as a deployment has one: enable it, disable the other."""
+    from runbooks.models import Runbook
+
+    demo = Runbook.objects.filter(slug__startswith=DEMO_PREFIX)
+    demo.update(enabled=name == "demo")
+    Runbook.objects.exclude(pk__in=demo.values("pk")).update(enabled=name == "public")
 
 
 def dev_queries() -> list[dict]:
     with DEV_QUERIES.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def labelled_queries() -> list[dict]:
+    """Every labelled query in one shape: id, query, gold (tuple of slugs), collection, kind, split, set.
+
+    The dev split of ../shared is public-corpus alerts (split "dev"); ours (benchmarks/data/queries.jsonl)
+    are "fit" or "holdout" (the holdout part is never used by a fit)."""
+    rows = [
+        {
+            "id": q["id"],
+            "query": q["query"],
+            "gold": (q["gold_slug"],) if q["gold_slug"] else (),
+            "collection": "public",
+            "kind": "alert" if q["gold_slug"] else "none",
+            "split": "dev",
+        }
+        for q in dev_queries()
+    ]
+    if OWN_QUERIES.is_file():
+        with OWN_QUERIES.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    q = json.loads(line)
+                    rows.append({**q, "gold": tuple(q["gold_slugs"])})
+    return rows

@@ -19,6 +19,8 @@ from collections import Counter
 import numpy as np
 from _setup import dev_queries, django_setup, load_corpus
 
+STRATEGIES = ("no_solutions", "single_solution", "primary_plus_one", "multiple_options", "experimental_options")
+
 SCALE_TARGET = 10_000
 
 
@@ -135,9 +137,101 @@ def timed_search(query, reader, config):
     return outcome, (time.perf_counter() - started) * 1000
 
 
+def reliability(pairs, bins=10) -> str:
+    """10 equal-width confidence bins over (confidence, right) pairs: count, mean confidence, share right."""
+    lines = ["| confidence | count | mean confidence | share right | gap |", "|---|---|---|---|---|"]
+    for b in range(bins):
+        chunk = [(c, y) for c, y in pairs if min(int(c * bins), bins - 1) == b]
+        if chunk:
+            mean, right = statistics.fmean(c for c, _ in chunk), statistics.fmean(y for _, y in chunk)
+            lines.append(
+                f"| {b / bins:.1f}–{(b + 1) / bins:.1f} | {len(chunk)} | {mean:.3f} | {right:.3f} "
+                f"| {right - mean:+.3f} |"
+            )
+        else:
+            lines.append(f"| {b / bins:.1f}–{(b + 1) / bins:.1f} | 0 | – | – | – |")
+    return "\n".join(lines)
+
+
+def top3_pairs(rows) -> list[tuple[float, int]]:
+    """rows: (query, [(slug, confidence, recommended)]) -> (confidence, right) of the top 3 of every query."""
+    return [(conf, int(slug in q["gold"])) for q, results in rows for slug, conf, _ in results[:3]]
+
+
+def set_table(groups: dict[str, list]) -> str:
+    from fit_confidence import metrics
+
+    lines = ["| set | queries | R@1 | MRR | gold rec. | neg. quiet | ECE (top 3) |", "|---|---|---|---|---|---|---|"]
+    for name, rows in groups.items():
+        if rows:
+            m = metrics(rows)
+            lines.append(
+                f"| {name} | {m['n']} | "
+                + " | ".join(
+                    "–" if math.isnan(m[k]) else f"{m[k]:.3f}" for k in ("R@1", "MRR", "gold rec.", "neg. quiet", "ECE")
+                )
+                + " |"
+            )
+    return "\n".join(lines)
+
+
+def run_sets(reader, config) -> None:
+    """Our search over every labelled set, through the product path; CV of the fit; reliability; strategies."""
+    from _setup import labelled_queries, use_collection
+    from fit_confidence import FIT_L2, collect, cross_validate
+
+    queries = labelled_queries()
+    product, strategies = {}, {}
+    for collection in ("public", "demo"):
+        use_collection(collection)
+        for query in (q for q in queries if q["collection"] == collection):
+            outcome, _ = timed_search(query["query"], reader, config)
+            product[query["id"]] = [(r.runbook.slug, r.confidence, r.recommended) for r in outcome.results]
+            strategies[query["id"]] = outcome.strategy
+    use_collection("public")
+
+    def rows(predicate):
+        return [(q, product[q["id"]]) for q in queries if predicate(q)]
+
+    groups = {
+        "dev split (../shared; fitted on)": rows(lambda q: q["split"] == "dev"),
+        "ours, fit part (in-sample)": rows(lambda q: q["split"] == "fit"),
+    }
+    for collection in ("public", "demo"):
+        for kind in ("alert", "question", "none"):
+            groups[f"holdout: {collection} {kind}"] = rows(
+                lambda q, c=collection, k=kind: q["split"] == "holdout" and q["collection"] == c and q["kind"] == k
+            )
+    groups["**holdout: all**"] = rows(lambda q: q["split"] == "holdout")
+    groups["holdout: public (alerts + none)"] = rows(lambda q: q["split"] == "holdout" and q["collection"] == "public")
+    groups["holdout: demo (questions + none)"] = rows(lambda q: q["split"] == "holdout" and q["collection"] == "demo")
+    train = [d for d in collect(queries) if d.query["split"] in ("fit", "dev")]
+    cv = cross_validate(train, FIT_L2)
+    groups[f"CV over the fit data (5 folds x 3 shuffles, L2 {FIT_L2})"] = cv
+    print("\n### Our search, per set\n")
+    print(set_table(groups))
+    holdout = groups["**holdout: all**"]
+    print("\n### Reliability, holdout (top 3 of every query; product path)\n")
+    print(reliability(top3_pairs(holdout)))
+    print(f"ECE {ece(top3_pairs(holdout)):.3f}")
+    print("\n### Reliability, cross-validated (top 3 of every query, out of fold)\n")
+    print(reliability(top3_pairs(cv)))
+    print(f"ECE {ece(top3_pairs(cv)):.3f}")
+    print("\n### Strategy mix\n")
+    print("| set | " + " | ".join(STRATEGIES) + " |\n|---|" + "---|" * len(STRATEGIES))
+    for name, predicate in (
+        ("engineer questions (all)", lambda q: q["kind"] == "question"),
+        ("engineer questions (holdout)", lambda q: q["kind"] == "question" and q["split"] == "holdout"),
+        ("alerts (all, incl. dev)", lambda q: q["kind"] == "alert"),
+        ("no runbook (all)", lambda q: q["kind"] == "none"),
+    ):
+        counts = Counter(strategies[q["id"]] for q in queries if predicate(q))
+        print(f"| {name} | " + " | ".join(str(counts.get(s, 0)) for s in STRATEGIES) + " |")
+
+
 def run_quality() -> None:
     django_setup("aihelper_bench")
-    load_corpus()
+    load_corpus(demo=True)
     from pgvector.django import CosineDistance
 
     from runbooks.embeddings import get_embedder, runbook_document
@@ -148,7 +242,7 @@ def run_quality() -> None:
     queries = dev_queries()
     reader = operator_reader()
     config = SearchConfig.from_settings()
-    runbooks = list(Runbook.objects.all())
+    runbooks = list(Runbook.objects.filter(enabled=True))
     bm25 = BM25({r.slug: runbook_document(r) for r in runbooks})
     embedder = get_embedder()
     embedder.embed_query("warm up")  # the model load is a process start-up cost, not search latency
@@ -160,7 +254,10 @@ def run_quality() -> None:
         started = time.perf_counter()
         vector = embedder.embed_query(query["query"])
         rows = (
-            Runbook.objects.annotate(d=CosineDistance("embedding", vector)).order_by("d").values_list("slug", "d")[:10]
+            Runbook.objects.filter(enabled=True)
+            .annotate(d=CosineDistance("embedding", vector))
+            .order_by("d")
+            .values_list("slug", "d")[:10]
         )
         # README reference rule for a plain vector search: 0.5 * similarity + 0.3 (no success data).
         vector_ranked.append(
@@ -194,6 +291,7 @@ def run_quality() -> None:
         f"{len(runbooks)} runbooks, threshold {config.threshold}\n"
     )
     print_table(rows)
+    run_sets(reader, config)
 
 
 def run_scale() -> None:

@@ -11,17 +11,25 @@ from typing import Protocol
 
 STRATEGIES = ("no_solutions", "single_solution", "primary_plus_one", "multiple_options", "experimental_options")
 
-# Ranking and confidence. Fitted by benchmarks/fit_confidence.py on data/eval/alert_queries_dev.jsonl
-# (5-fold cross-validation for the choice, final fit on the whole dev split); see docs/retrieval.md.
-# Two stages: (intercept, score, coverage) is a logistic regression of "the best candidate is the
-# right runbook", one row per query; gap (score minus the best score, <= 0) is then fitted over all
-# candidates with the first stage as offset. Same formula for every candidate; the best has gap 0.
-# Coverage is the *best* candidate's query coverage, the same for every candidate of a query (how
-# answerable the query is), so it never reorders candidates (the priors below can, between close ones).
-# Refitted 2026-11-26 (query coverage added): cross-validated gold recommended 0.897 -> 0.982 (mean of
-# 5 shuffles of 5 folds), negatives quiet 1.000 -> 1.000.
-RANK_WEIGHTS = {"semantic": 1.0, "keyword": 0.2, "title": 0.4}
-CALIBRATION = {"intercept": -7.207, "score": 6.882, "coverage": 4.725, "gap": 36.308}
+# Ranking and confidence, fitted by benchmarks/fit_confidence.py (docs/retrieval.md has the figures). Each
+# candidate gets its own probability of being a right runbook for the query (several can be right; the
+# probabilities do not share a total):
+#   score = sum(CALIBRATION[f] * f for f in FEATURES)      -- the ranking score
+#   logit = intercept + score + coverage * coverage(best) + gap * (score - best score)
+# Fitted on our own labelled queries (benchmarks/data: fit part) and the dev split of ../shared, by
+# penalised maximum likelihood over every candidate of every query, L2 strength chosen by cross-validation.
+FEATURES = ("semantic", "keyword", "title", "title_exact", "named", "bm25")
+CALIBRATION = {
+    "intercept": -5.824,
+    "semantic": 4.216,
+    "keyword": 0.785,
+    "title": 0.825,
+    "title_exact": 0.589,
+    "named": 3.141,
+    "bm25": 1.257,
+    "coverage": 3.33,
+    "gap": 2.516,
+}
 # Not fitted (the eval data has no executions): priors added on the logit scale, neutral without data.
 SUCCESS_LOGIT_WEIGHT = 2.0  # smoothed success rate 1.0 -> +1.0, 0.0 -> -1.0, no data (0.5) -> 0
 AUTOMATION_LOGIT_BONUS = 0.2
@@ -30,8 +38,30 @@ AUTOMATION_LOGIT_BONUS = 0.2
 FEEDBACK_LOGIT_WEIGHT = 0.5
 
 
-def rank_score(*, semantic: float, keyword: float, title: float) -> float:
-    return RANK_WEIGHTS["semantic"] * semantic + RANK_WEIGHTS["keyword"] * keyword + RANK_WEIGHTS["title"] * title
+class RankFeatures(Protocol):
+    """A candidate's features (runbooks.search.Candidate has them); docs/retrieval.md defines each."""
+
+    @property
+    def semantic(self) -> float: ...
+
+    @property
+    def keyword(self) -> float: ...
+
+    @property
+    def title(self) -> float: ...
+
+    @property
+    def title_exact(self) -> float: ...
+
+    @property
+    def named(self) -> float: ...
+
+    @property
+    def bm25(self) -> float: ...
+
+
+def rank_score(features: RankFeatures) -> float:
+    return sum(CALIBRATION[name] * getattr(features, name) for name in FEATURES)
 
 
 def confidence_from(
@@ -43,11 +73,11 @@ def confidence_from(
     top_coverage: float = 0.0,
     feedback: float = 0.0,
 ) -> float:
-    """Calibrated P(right runbook) from the fused score, its distance to the best one and how much
-    of the query the best one explains (``top_coverage``), then the priors."""
+    """Calibrated P(this runbook is a right one) from its score, its distance to the best one and how
+    much of the query the best one explains (``top_coverage``), then the priors."""
     logit = (
         CALIBRATION["intercept"]
-        + CALIBRATION["score"] * score
+        + score
         + CALIBRATION["coverage"] * top_coverage
         + CALIBRATION["gap"] * (score - top_score)
         + SUCCESS_LOGIT_WEIGHT * (success - 0.5)

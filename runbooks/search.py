@@ -20,7 +20,17 @@ from pgvector.django import CosineDistance
 
 from runbooks.calibration import confidence_from, presentation_strategy, rank_score
 from runbooks.embeddings import EmbeddingError, get_embedder
-from runbooks.lexical import document_terms, lexical_terms, query_coverage, query_words, title_coverage
+from runbooks.lexical import (
+    candidate_bm25,
+    document_terms,
+    lexical_terms,
+    names_runbook,
+    query_coverage,
+    query_identifiers,
+    query_words,
+    title_coverage,
+    title_exact,
+)
 from runbooks.models import Runbook
 from runbooks.selectors import runbook_success_stats, smoothed_success, visible_runbooks
 from runbooks.sql import TitleVector, hnsw_scan_set_local, selective_words
@@ -94,10 +104,13 @@ class Candidate:
     keyword: float
     title: float
     coverage: float = 0.0
+    named: float = 0.0  # 1.0: the query names this runbook's alert (lexical.names_runbook)
+    title_exact: float = 0.0
+    bm25: float = 0.0  # BM25 with word weights from the candidates themselves (lexical.candidate_bm25)
 
     @property
     def score(self) -> float:
-        return rank_score(semantic=self.semantic, keyword=self.keyword, title=self.title)
+        return rank_score(self)
 
 
 @dataclass(frozen=True)
@@ -182,8 +195,11 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig) -> Ca
     keyword = {pk: float(getattr(runbook, "keyword_rank", 0.0) or 0.0) for pk, runbook in runbooks.items()}
     top_keyword = max(keyword.values(), default=0.0) or 1.0
     query_terms = lexical_terms(text)
-    matched = {pk: query_terms.intersection(document_terms(runbook)) for pk, runbook in runbooks.items()}
+    documents = {pk: document_terms(runbook) for pk, runbook in runbooks.items()}
+    matched = {pk: query_terms.intersection(document) for pk, document in documents.items()}
     known = len(set().union(*matched.values()))
+    identifiers = query_identifiers(text)
+    bm25 = dict(zip(documents, candidate_bm25(query_terms, list(documents.values())), strict=True))
     candidates = tuple(
         Candidate(
             pk=pk,
@@ -191,6 +207,9 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig) -> Ca
             keyword=keyword[pk] / top_keyword,
             title=title_coverage(runbooks[pk].name, query_terms),
             coverage=query_coverage(len(matched[pk]), known),
+            named=float(names_runbook(identifiers, name=runbooks[pk].name, slug=runbooks[pk].slug)),
+            title_exact=title_exact(runbooks[pk].name, query_terms),
+            bm25=bm25[pk],
         )
         for pk in ids
         if pk in runbooks
@@ -234,6 +253,9 @@ def _result(scored: _Scored, *, rank: int, config: SearchConfig) -> SearchResult
             "keyword": round(candidate.keyword, 4),
             "title": round(candidate.title, 4),
             "coverage": round(candidate.coverage, 4),
+            "title_exact": round(candidate.title_exact, 4),
+            "named": candidate.named,
+            "bm25": round(candidate.bm25, 4),
             "score": round(candidate.score, 4),
             "success": round(scored.success, 4),
             "automation": 1.0 if runbook.is_automated else 0.0,
