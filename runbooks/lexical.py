@@ -9,10 +9,10 @@ import math
 import re
 import sys
 import threading
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from runbooks.embeddings import step_text
 from runbooks.models import Runbook
@@ -62,9 +62,14 @@ def _term_matches(term: str, query_terms: set[str]) -> bool:
     )
 
 
+@lru_cache(maxsize=8192)
+def _title_terms(title: str) -> frozenset[str]:
+    return frozenset(lexical_terms(title))
+
+
 def title_coverage(title: str, query_terms: set[str]) -> float:
     """Share of the title's words found in the query: alert titles name the alert's symptoms."""
-    terms = lexical_terms(title)
+    terms = _title_terms(title)
     return sum(_term_matches(term, query_terms) for term in terms) / len(terms) if terms else 0.0
 
 
@@ -90,29 +95,27 @@ def names_runbook(identifiers: frozenset[str], *, name: str, slug: str) -> bool:
 def title_exact(title: str, query_terms: set[str]) -> float:
     """Share of the title's words present in the query as the same stem (no prefix matching): 'kubelet'
     is evidence for KubeletDown, not for KubeNodeNotReady."""
-    terms = lexical_terms(title)
+    terms = _title_terms(title)
     return sum(term in query_terms for term in terms) / len(terms) if terms else 0.0
 
 
 @dataclass(frozen=True)
 class DocumentTerms:
-    """A runbook's stemmed words (sorted, interned) with how often each occurs, and its length in words."""
+    """A runbook's stemmed words (interned) with how often each occurs, and its length in words."""
 
-    terms: tuple[str, ...]
-    counts: tuple[int, ...]
+    counts: Mapping[str, int]
     length: int
 
     def __iter__(self):
-        return iter(self.terms)
+        return iter(self.counts)
 
     def count(self, term: str) -> int:
-        index = bisect_left(self.terms, term)
-        return self.counts[index] if index < len(self.terms) and self.terms[index] == term else 0
+        return self.counts.get(term, 0)
 
 
 # Word counts of runbooks, per process: {(pk, hash of the text): DocumentTerms}. Keyed by the text itself
-# (not updated_at, which a queryset .update() does not touch), bounded, oldest out first. Tuples of
-# interned strings and small ints: ~2-3 kB per runbook, the words themselves shared between runbooks.
+# (not updated_at, which a queryset .update() does not touch), bounded, oldest out first. A dict of
+# interned words: ~3-5 kB per runbook (at most ~20 MB), the words themselves shared between runbooks.
 _DOCUMENT_TERMS: dict[tuple, DocumentTerms] = {}
 _DOCUMENT_TERMS_MAX = 4096
 _DOCUMENT_TERMS_LOCK = threading.Lock()
@@ -126,12 +129,8 @@ def document_terms(runbook: Runbook) -> DocumentTerms:
     terms = _DOCUMENT_TERMS.get(key)
     if terms is None:
         words = _term_list(text)
-        counted = sorted(Counter(words).items())
-        terms = DocumentTerms(
-            terms=tuple(sys.intern(term) for term, _ in counted),
-            counts=tuple(count for _, count in counted),
-            length=len(words),
-        )
+        counts = {sys.intern(term): count for term, count in Counter(words).items()}
+        terms = DocumentTerms(counts=counts, length=len(words))
         with _DOCUMENT_TERMS_LOCK:
             if len(_DOCUMENT_TERMS) >= _DOCUMENT_TERMS_MAX:
                 _DOCUMENT_TERMS.pop(next(iter(_DOCUMENT_TERMS)), None)
@@ -154,17 +153,15 @@ def candidate_bm25(query_terms: set[str], documents: Sequence[DocumentTerms]) ->
         return []
     n = len(documents)
     average = sum(document.length for document in documents) / n or 1.0
-    frequency = {term: sum(document.count(term) > 0 for document in documents) for term in query_terms}
-    weight = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items() if df}
+    present = [
+        [(term, document.counts[term]) for term in query_terms if term in document.counts] for document in documents
+    ]
+    frequency = Counter(term for found in present for term, _ in found)
+    weight = {term: math.log(1 + (n - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
     scores = []
-    for document in documents:
+    for document, found in zip(documents, present, strict=True):
         norm = BM25_K1 * (1 - BM25_B + BM25_B * document.length / average)
-        total = 0.0
-        for term, idf in weight.items():
-            tf = document.count(term)
-            if tf:
-                total += idf * tf * (BM25_K1 + 1) / (tf + norm)
-        scores.append(total)
+        scores.append(sum(weight[term] * tf * (BM25_K1 + 1) / (tf + norm) for term, tf in found))
     best = max(scores) or 1.0
     return [score / best for score in scores]
 

@@ -32,9 +32,9 @@ def test_confidences_are_not_shares_of_one_total():
 
 def test_bm25_weighs_words_by_how_few_candidates_contain_them():
     query = lexical_terms("pod backoff limit exceeded")
-    with_rare = DocumentTerms(terms=("backoff", "limit", "pod"), counts=(1, 1, 1), length=20)
-    common_only = DocumentTerms(terms=("pod",), counts=(3,), length=20)
-    also_common = DocumentTerms(terms=("pod", "restart"), counts=(1, 1), length=20)
+    with_rare = DocumentTerms(counts={"backoff": 1, "limit": 1, "pod": 1}, length=20)
+    common_only = DocumentTerms(counts={"pod": 3}, length=20)
+    also_common = DocumentTerms(counts={"pod": 1, "restart": 1}, length=20)
     scores = candidate_bm25(query, [common_only, with_rare, also_common])
     assert scores[1] == 1.0
     # "pod" is in every candidate: it tells them apart by little, however often a runbook repeats it.
