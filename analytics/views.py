@@ -9,6 +9,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 
 from analytics.services.dashboard import Dashboard, analytics_dashboard
+from analytics.services.page import dashboard_page
 from analytics.services.parameters import (
     FILTER_PARAMETERS,
     DashboardParameters,
@@ -62,7 +63,7 @@ def dashboard_view(request):
         "form_end": last_day.isoformat(),
         # What the page shows, so an invalid value is not echoed back into the form.
         "filters": {name: getattr(parameters, name) or "" for name in FILTER_PARAMETERS},
-        "tables": list(dashboard_tables(dashboard).values()),
+        "page": dashboard_page(dashboard),
         "charts": dashboard_charts(dashboard),
         "querystring": request.GET.urlencode() if not error else "",
     }

@@ -1,3 +1,5 @@
+import json
+
 from django.contrib import admin
 from django.db.models import QuerySet
 
@@ -30,14 +32,24 @@ class RunbookAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug", "description", "service")
     date_hierarchy = "updated_at"
     filter_horizontal = ("allowed_groups",)
-    readonly_fields = ("id", "version", "created_at", "updated_at", "embedding_state", "embedding_model")
+    readonly_fields = (
+        "id", "version", "created_at", "updated_at", "embedding_state", "embedding_model", "front_matter"
+    )
     fieldsets = (
-        (None, {"fields": ("id", "slug", "name", "description", "tags", "service", "category", "enabled")}),
-        ("Content", {"fields": ("steps", "body_markdown")}),
+        (None, {"fields": (
+            "id", "slug", "name", "display_title", "description", "tags", "service", "category", "enabled"
+        )}),
+        ("Content", {"fields": ("steps", "body_markdown", "front_matter")}),
         ("Automation", {"fields": ("is_automated", "automation_ref")}),
         ("Access", {"fields": ("allowed_groups",)}),
         ("Search", {"fields": ("embedding_state", "embedding_model", "version", "created_at", "updated_at")}),
     )
+
+    @admin.display(description="Other front matter")
+    def front_matter(self, obj: Runbook) -> str:
+        """Keys of the source's front matter with no field of their own (runbooks/bodies.py), read-only."""
+        extra = obj.front_matter_extra or {}
+        return ", ".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in extra.items()) or "–"
 
     @admin.display(description="Embedding")
     def embedding_state(self, obj: Runbook) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from runbooks.importers import read_jsonl
 from runbooks.services import runbook_upsert
 
 DEMO_RUNBOOKS = Path(__file__).resolve().parent / "demo_data" / "demo_runbooks.jsonl"
@@ -53,23 +53,11 @@ def demo_users_ensure() -> list[tuple[DemoAccount, bool]]:
 
 
 def demo_runbooks_ensure(path: Path = DEMO_RUNBOOKS) -> dict[str, int]:
+    """Upsert the demo runbooks, read like any JSON Lines import (front matter into fields, cleaned body)."""
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            data = {
-                "name": record["title"],
-                "description": record["description"],
-                "tags": record["tags"],
-                "steps": record["steps"],
-                "body_markdown": record["body_markdown"],
-                "service": record.get("service", ""),
-                "category": record.get("category", ""),
-                "is_automated": record.get("is_automated", False),
-                "automation_ref": record.get("automation_ref", ""),
-            }
-            _, status = runbook_upsert(slug=record["slug"], data=data, allowed_groups=record.get("allowed_groups", []))
-            counts[status] += 1
+    for record in read_jsonl(path):
+        if record.error:
+            raise ValueError(f"{record.source}:{record.line}: {record.error}")
+        _, status = runbook_upsert(slug=record.slug, data=record.data, allowed_groups=record.allowed_groups or [])
+        counts[status] += 1
     return counts

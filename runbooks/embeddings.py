@@ -114,20 +114,24 @@ class MiniLMEmbedder:
         except Exception as exc:  # noqa: BLE001 - any load failure means "no semantic search"
             raise EmbeddingError(f"Could not load the embedding model: {exc}") from exc
 
+    def _token_count(self, text: str) -> int:
+        """Word pieces of ``text``, counted without the tokenizer's "sequence length is longer than the
+        maximum" warning: a long document is only measured here, never given to the model whole."""
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
     def _windows(self, text: str) -> list[str]:
-        tokenizer = self.model.tokenizer
         limit = self.model.max_seq_length - 2
-        if len(tokenizer.tokenize(text)) <= limit:
+        if self._token_count(text) <= limit:
             return [text]
         lines = text.split("\n")
         title = lines[0]
         words = " ".join(lines[1:]).split()
         windows: list[str] = []
         current: list[str] = []
-        budget = limit - len(tokenizer.tokenize(title)) - 1
+        budget = limit - self._token_count(title) - 1
         used = 0
         for word in words:
-            cost = len(tokenizer.tokenize(word))
+            cost = self._token_count(word)
             if current and used + cost > budget:
                 windows.append(title + "\n" + " ".join(current))
                 current, used = [], 0

@@ -4,6 +4,8 @@ Two JSON Lines shapes are accepted: the public Prometheus-Operator corpus (``tit
 strings) and our own richer one (step objects, ``service``, ``category``, ``is_automated``,
 ``automation_ref``, ``allowed_groups``). Markdown runbooks follow the upstream template: optional
 front matter, ``# Title``, then ``## Meaning`` / ``## Impact`` / ``## Diagnosis`` / ``## Mitigation``.
+Either way the stored body is cleaned by runbooks/bodies.py: front matter into fields, no sections
+that only repeat the steps.
 
 Every record is upserted in its own savepoint through ``services.runbook_upsert``, so one bad record
 is reported with its file and line and the rest are still imported.
@@ -17,11 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from markdown_it import MarkdownIt
 
+from runbooks.bodies import runbook_body_fields, split_front_matter
 from runbooks.models import STEP_MAX_CHARS
 from runbooks.services import runbook_upsert
 
@@ -126,6 +128,7 @@ def normalise_steps(steps) -> list:
 # --- JSON Lines -------------------------------------------------------------------------------
 
 _JSON_FIELDS = {
+    "display_title": "display_title",
     "description": "description",
     "tags": "tags",
     "body_markdown": "body_markdown",
@@ -153,6 +156,11 @@ def record_from_json(obj, *, source: str, line: int) -> ParsedRecord:
     groups = obj.get("allowed_groups")
     if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
         return ParsedRecord(source, line, slug, data, error="'allowed_groups' must be a list of group names")
+    if isinstance(data.get("body_markdown"), str) and isinstance(data["steps"], list):
+        try:
+            data.update(runbook_body_fields(body=data["body_markdown"], steps=data["steps"], current=data))
+        except ValueError as exc:
+            return ParsedRecord(source, line, slug, data, error=f"body_markdown: {exc}")
     return ParsedRecord(source, line, slug.strip(), data, allowed_groups=groups)
 
 
@@ -172,10 +180,10 @@ def read_jsonl(path: Path) -> Iterator[ParsedRecord]:
 # --- Markdown ---------------------------------------------------------------------------------
 
 _markdown = MarkdownIt("commonmark")
-_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 _LINK = re.compile(r"!?\[([^\]]*)\]\(([^)]*)\)")
 _INLINE = re.compile(r"[*_`]+")
 _NO_STEP_SECTIONS = {"meaning", "impact"}
+_MARKDOWN_CONSUMED = {"name", "slug", "allowed_groups", "is_automated"}
 
 
 def _plain(text: str) -> str:
@@ -185,15 +193,7 @@ def _plain(text: str) -> str:
 
 def parse_markdown(text: str, *, slug: str, fallback_title: str) -> tuple[dict, dict]:
     """(data for runbook_upsert, front matter) from one Markdown runbook."""
-    front: dict = {}
-    body = text
-    match = _FRONT_MATTER.match(text)
-    if match:
-        loaded = yaml.safe_load(match.group(1))
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError("front matter must be a mapping")
-        front = loaded or {}
-        body = text[match.end() :]
+    front, body = split_front_matter(text)
     tokens = _markdown.parse(body)
     title = ""
     section = ""
@@ -250,25 +250,24 @@ def parse_markdown(text: str, *, slug: str, fallback_title: str) -> tuple[dict, 
         tags = [str(tags)]
     group = slug.split("/", 1)[0] if "/" in slug else ""
     tags = list(dict.fromkeys([group, *map(str, tags)] if group else list(map(str, tags))))
-    data = {
-        "name": name,
-        "description": meaning_paragraph or first_paragraph,
-        "tags": tags,
-        "steps": steps,
-        "body_markdown": text,
-    }
+    data = {"name": name, "description": meaning_paragraph or first_paragraph, "tags": tags, "steps": steps}
     for key in ("service", "category", "automation_ref"):
         if key in front:
             data[key] = str(front[key])
     if "is_automated" in front:
         data["is_automated"] = bool(front["is_automated"])
+    data.update(runbook_body_fields(body=text, steps=steps, current=data))
+    # A Markdown file's own front matter decides these (read above and by _markdown_record).
+    data["front_matter_extra"] = {
+        key: value for key, value in data["front_matter_extra"].items() if key not in _MARKDOWN_CONSUMED
+    }
     return data, front
 
 
 def _markdown_record(path: Path, default_slug: str) -> ParsedRecord:
     try:
         data, front = parse_markdown(path.read_text(encoding="utf-8"), slug=default_slug, fallback_title=path.stem)
-    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         return ParsedRecord(str(path), 1, default_slug, {}, error=f"cannot parse: {exc}")
     groups = front.get("allowed_groups")
     if groups is not None and not isinstance(groups, list):

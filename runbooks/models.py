@@ -5,6 +5,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
@@ -46,10 +47,15 @@ class Runbook(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.CharField(max_length=200, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
+    # The front matter's human title ("Alertmanager Cluster Crashlooping"); ``name`` stays the alert name.
+    display_title = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     steps = models.JSONField(default=list, blank=True, validators=[validate_steps])
     body_markdown = models.TextField(blank=True)
+    # Front-matter keys with no column of their own (upstream's Hugo ``weight``, ``aliases``): kept so an
+    # import loses nothing of the source; written by runbooks/importers.py, shown read-only in the admin.
+    front_matter_extra = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     service = models.CharField(max_length=100, blank=True)
     category = models.CharField(max_length=100, blank=True)
     is_automated = models.BooleanField(default=False)

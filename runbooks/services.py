@@ -19,10 +19,12 @@ logger = logging.getLogger(__name__)
 
 EDITABLE_FIELDS = (
     "name",
+    "display_title",
     "description",
     "tags",
     "steps",
     "body_markdown",
+    "front_matter_extra",
     "service",
     "category",
     "is_automated",
@@ -30,7 +32,7 @@ EDITABLE_FIELDS = (
     "enabled",
 )
 # Changing any of these changes what a reader sees, so the version goes up.
-CONTENT_FIELDS = ("name", "description", "tags", "steps", "body_markdown")
+CONTENT_FIELDS = ("name", "display_title", "description", "tags", "steps", "body_markdown")
 
 
 @transaction.atomic

@@ -4,12 +4,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from aihelper.core.rendering import render_markdown
 from audit.services.ingest import detail_view_record
 from runbooks.access import runbook_can_execute
+from runbooks.bodies import body_without_repeats, split_front_matter
 from runbooks.executions import ExecutionError, execution_finish, execution_start, execution_step_set
 from runbooks.models import ExecutionStatus, RunbookExecution
 from runbooks.selectors import visible_runbooks
@@ -24,10 +26,27 @@ def _uuid_or_none(value: str | None) -> str | None:
         return None
 
 
+def _runbook_not_found(request):
+    """One page whether the runbook does not exist or the user may not see it: it reveals neither."""
+    return render(request, "runbooks/not_found.html", status=404)
+
+
+def _body_for_display(runbook) -> str:
+    """The stored body is already cleaned on import (runbooks/bodies.py); rows stored before that, or
+    written by hand in the admin, still must not show their front matter or repeat the steps."""
+    try:
+        _, body = split_front_matter(runbook.body_markdown or "")
+    except ValueError:
+        body = runbook.body_markdown or ""
+    return body_without_repeats(body, steps=runbook.steps or [], name=runbook.name)
+
+
 @login_required
 @require_GET
 def detail(request, pk):
-    runbook = get_object_or_404(visible_runbooks(request.user).prefetch_related("allowed_groups"), pk=pk)
+    runbook = visible_runbooks(request.user).prefetch_related("allowed_groups").filter(pk=pk).first()
+    if runbook is None:
+        return _runbook_not_found(request)
     # Reached from a recommendation: the link carries ?from=<audit log id>&source=<ui>.
     audit_log_id = _uuid_or_none(request.GET.get("from"))
     if audit_log_id:
@@ -39,7 +58,7 @@ def detail(request, pk):
             window_seconds=settings.VIEW_DEDUP_SECONDS,
         )
     # render_markdown parses without raw HTML and sanitises with an allow-list (aihelper/rendering.py).
-    body_html = mark_safe(render_markdown(runbook.body_markdown))  # noqa: S308
+    body_html = mark_safe(render_markdown(_body_for_display(runbook)))  # noqa: S308
     context = {
         "runbook": runbook,
         "body_html": body_html,
@@ -55,7 +74,9 @@ def detail(request, pk):
 @login_required
 @require_POST
 def execution_start_view(request, pk):
-    runbook = get_object_or_404(visible_runbooks(request.user).prefetch_related("allowed_groups"), pk=pk)
+    runbook = visible_runbooks(request.user).prefetch_related("allowed_groups").filter(pk=pk).first()
+    if runbook is None:
+        return _runbook_not_found(request)
     if not runbook_can_execute(runbook=runbook, user=request.user):
         return HttpResponseForbidden("You may view this runbook but not run it (automated; restricted).")
     execution = execution_start(
@@ -71,19 +92,53 @@ def _own_execution(request, pk) -> RunbookExecution:
     return get_object_or_404(RunbookExecution.objects.select_related("runbook"), pk=pk, user=request.user)
 
 
-def _execution_context(execution: RunbookExecution, error: str = "") -> dict:
+def _origin_link(execution: RunbookExecution) -> tuple[str, str]:
+    """(url, label) of where this run started: the chat answer that recommended it, else the page it
+    was started from, else the runbook."""
+    if execution.session_id:
+        url = reverse("chat_session", args=[execution.session_id])
+        anchor = f"#answer-{execution.audit_log_id}" if execution.audit_log_id else ""
+        return f"{url}{anchor}", "Back to the chat answer that led here"
+    if execution.source == "search_page":
+        return reverse("runbooks:search"), "Back to runbook search"
+    return reverse("runbooks:detail", args=[execution.runbook_id]), "Back to the runbook"
+
+
+def _step_items(execution: RunbookExecution) -> list[dict]:
     progress = execution.step_progress or {}
-    steps = [
-        {"index": index, "step": step, "done": progress.get(str(index), {}).get("done", False)}
+    return [
+        {"index": index, "number": index + 1, "step": step, "done": progress.get(str(index), {}).get("done", False)}
         for index, step in enumerate(execution.runbook.steps or [])
     ]
+
+
+def _execution_context(execution: RunbookExecution, error: str = "", confirm: dict | None = None) -> dict:
+    steps = _step_items(execution)
+    done_count = sum(1 for step in steps if step["done"])
+    origin_url, origin_label = _origin_link(execution)
     return {
         "execution": execution,
         "steps": steps,
-        "done_count": sum(1 for step in steps if step["done"]),
+        "done_count": done_count,
+        "done_percent": round(100 * done_count / len(steps)) if steps else 100,
         "in_progress": execution.status == ExecutionStatus.IN_PROGRESS,
         "error": error,
+        "confirm": confirm,
+        "origin_url": origin_url,
+        "origin_label": origin_label,
     }
+
+
+def _finish_needs_confirmation(execution: RunbookExecution, *, outcome: str, notes: str) -> dict | None:
+    """What the engineer must confirm before finishing (the page's dialog asks the same), or None.
+
+    Finishing with steps not ticked, or saying it did not work without a word of why, is allowed but
+    never by accident: the form must carry ``confirm=1``."""
+    unticked = [item for item in _step_items(execution) if not item["done"]]
+    missing_note = outcome == "failed" and not notes.strip()
+    if not unticked and not missing_note:
+        return None
+    return {"outcome": outcome, "notes": notes, "unticked": unticked, "missing_note": missing_note}
 
 
 @login_required
@@ -120,6 +175,11 @@ def execution_finish_view(request, pk):
             else f"Notes are limited to {NOTES_MAX_CHARS} characters."
         )
         return render(request, "runbooks/execution.html", _execution_context(execution, message), status=400)
+    confirm = None if request.POST.get("confirm") == "1" else _finish_needs_confirmation(
+        execution, outcome=outcome, notes=notes
+    )
+    if confirm is not None and execution.status == ExecutionStatus.IN_PROGRESS:
+        return render(request, "runbooks/execution.html", _execution_context(execution, confirm=confirm), status=400)
     try:
         execution = execution_finish(
             user=request.user, execution_id=execution.pk, succeeded=outcome == "succeeded", notes=notes

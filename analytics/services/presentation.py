@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 from analytics.services.dashboard import Dashboard
+from analytics.services.page import step_label, strategy_label
 
 
 def _iso(value):
@@ -181,7 +182,7 @@ def dashboard_tables(dashboard: Dashboard) -> dict[str, Table]:
 
 
 def dashboard_charts(dashboard: Dashboard) -> dict:
-    """The series the dashboard's charts draw (passed to the page with json_script)."""
+    """The series the dashboard's charts draw (passed to the page with json_script), labelled for people."""
     return {
         "trend": {
             "labels": [r.day.isoformat() for r in dashboard.daily_trend],
@@ -190,9 +191,12 @@ def dashboard_charts(dashboard: Dashboard) -> dict:
             "clicks": [r.clicks for r in dashboard.daily_trend],
             "click_through_rate": [r.click_through_rate for r in dashboard.daily_trend],
         },
-        "funnel": {"labels": [s.step for s in dashboard.funnel], "counts": [s.count for s in dashboard.funnel]},
+        "funnel": {
+            "labels": [step_label(s.step) for s in dashboard.funnel],
+            "counts": [s.count for s in dashboard.funnel],
+        },
         "strategies": {
-            "labels": [s.strategy or "(none)" for s in dashboard.strategy_distribution],
+            "labels": [strategy_label(s.strategy) for s in dashboard.strategy_distribution],
             "audit_logs": [s.audit_logs for s in dashboard.strategy_distribution],
             "click_through_rate": [s.click_through_rate for s in dashboard.strategy_distribution],
         },

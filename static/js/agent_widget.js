@@ -82,6 +82,17 @@
     return template.content;
   }
 
+  /* The end of a conversation in view: the messages box scrolls (chat page, widget), not the page, so the
+   * composer below it never covers the last card's badge and feedback buttons. */
+  function scrollToEnd(container) {
+    var scrolls = window.getComputedStyle(container).overflowY;
+    if ((scrolls === "auto" || scrolls === "scroll") && container.scrollHeight > container.clientHeight) {
+      container.scrollTop = container.scrollHeight;
+    } else if (container.lastElementChild) {
+      container.lastElementChild.scrollIntoView({ block: "end" });
+    }
+  }
+
   /* Shows the question, a loading answer that fills as text streams in, then the final answer. */
   function ask(options) {
     var container = options.container;
@@ -96,7 +107,7 @@
     pending.appendChild(loading);
     pending.appendChild(streamed);
     container.appendChild(pending);
-    pending.scrollIntoView({ block: "end" });
+    scrollToEnd(container);
     return streamAnswer({
       url: options.url,
       message: options.message,
@@ -106,14 +117,14 @@
       onDelta: function (text) {
         loading.textContent = "Answering…";
         streamed.textContent += text;
-        pending.scrollIntoView({ block: "end" });
+        scrollToEnd(container);
       },
       onReset: function () { streamed.textContent = ""; },
     }).then(function (done) {
       // The question as the server stored it: pasted secrets replaced, with a notice saying so.
       if (done.user_html) user.replaceWith(htmlFragment(done.user_html));
       pending.replaceWith(htmlFragment(done.html));
-      container.lastElementChild && container.lastElementChild.scrollIntoView({ block: "end" });
+      scrollToEnd(container);
       return done;
     }, function (error) {
       pending.remove();
@@ -133,7 +144,10 @@
     });
   }
 
-  window.RunbookChat = { streamAnswer: streamAnswer, ask: ask, bindEnterToSend: bindEnterToSend, htmlFragment: htmlFragment };
+  window.RunbookChat = {
+    streamAnswer: streamAnswer, ask: ask, bindEnterToSend: bindEnterToSend, htmlFragment: htmlFragment,
+    scrollToEnd: scrollToEnd,
+  };
 
   var RUNBOOK_PAGE = /^\/runbooks\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/?$/i;
   var STORAGE_KEY = "runbookHelper.widgetSession";
@@ -169,6 +183,7 @@
         .then(function (html) {
           var previous = htmlFragment(html).querySelector(".chat-messages");
           if (previous) messages.replaceChildren.apply(messages, Array.prototype.slice.call(previous.children));
+          scrollToEnd(messages);
         })
         .catch(function () {
           sessionId = "";

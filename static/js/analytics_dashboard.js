@@ -8,6 +8,12 @@
       return;
     }
     var data = JSON.parse(source.textContent);
+    // Axis text in the admin theme's colour (light or dark), as the page's CSS maps it. Only the text:
+    // changing the default border colour would switch off Chart.js's own dataset colours.
+    var root = document.getElementById("analytics-dashboard");
+    if (root) {
+      window.Chart.defaults.color = window.getComputedStyle(root).getPropertyValue("--muted").trim() || window.Chart.defaults.color;
+    }
     var common = { responsive: true, maintainAspectRatio: false, animation: false };
 
     function chart(id, config) {
@@ -22,17 +28,23 @@
       data: {
         labels: data.trend.labels,
         datasets: [
-          { label: "queries", data: data.trend.queries, yAxisID: "y" },
-          { label: "recommendations", data: data.trend.recommendations, yAxisID: "y" },
-          { label: "clicks", data: data.trend.clicks, yAxisID: "y" },
-          { label: "click-through rate", data: data.trend.click_through_rate, yAxisID: "rate", borderDash: [4, 4] }
+          { label: "answers", data: data.trend.queries, yAxisID: "y" },
+          { label: "with a recommendation", data: data.trend.recommendations, yAxisID: "y" },
+          { label: "clicked", data: data.trend.clicks, yAxisID: "y" },
+          { label: "click-through (%)", data: data.trend.click_through_rate, yAxisID: "rate", borderDash: [4, 4] }
         ]
       },
       options: Object.assign({}, common, {
         spanGaps: false,
         scales: {
           y: { beginAtZero: true, position: "left" },
-          rate: { beginAtZero: true, max: 1, position: "right", grid: { drawOnChartArea: false } }
+          rate: {
+            beginAtZero: true,
+            max: 1,
+            position: "right",
+            grid: { drawOnChartArea: false },
+            ticks: { callback: function (value) { return Math.round(value * 100) + "%"; } }
+          }
         }
       })
     });

@@ -126,7 +126,7 @@ def test_feedback_comments_execution_notes_and_event_context_are_redacted(auth_c
     start = auth_client.post(f"/runbooks/{runbook.pk}/executions/")
     execution_url = start["Location"]
     notes = f"postgres://a:{DB_PASSWORD}@db/x refused, then {DB_PASSWORD} worked from the bastion"
-    finish = auth_client.post(f"{execution_url}finish/", {"outcome": "succeeded", "notes": notes})
+    finish = auth_client.post(f"{execution_url}finish/", {"outcome": "succeeded", "notes": notes, "confirm": "1"})
     assert finish.status_code == 302
 
     event = {"event_id": "6a1f0b3e-9c5d-4e7f-8a2b-1c3d5e7f9a0b", "event_type": "viewed_detail",

@@ -17,11 +17,13 @@ def _events(response) -> list[tuple[str, dict]]:
     return events
 
 
-def test_chat_page_has_the_widget_and_a_csp(auth_client):
+def test_chat_page_has_its_scripts_no_widget_and_a_csp(auth_client):
     response = auth_client.get("/chat/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="agent-widget"' in html and "js/ai_chat.js" in html and "js/agent_widget.js" in html
+    # The floating widget is on every page but this one (it would cover the chat's own messages).
+    assert 'id="agent-widget"' not in html and "js/ai_chat.js" in html and "js/agent_widget.js" in html
+    assert 'id="agent-widget"' in auth_client.get("/runbooks/").content.decode()
     assert 'for="chat-input"' in html
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "style-src 'self'" in csp

@@ -80,6 +80,8 @@ def test_chat_page_streams_an_answer_with_cards_and_reloads_history(live_server,
 def test_widget_answers_with_page_context(live_server, login, runbooks):
     UserFactory(username="bob")
     page = login("bob")
+    assert page.locator("#agent-widget").count() == 0  # not on the chat page itself
+    page.goto(f"{live_server.url}/runbooks/")
     page.get_by_role("button", name="Ask the runbook helper").click()
     widget_input = page.get_by_label("Message for the runbook helper")
     assert page.evaluate("document.activeElement.id") == "agent-widget-input"
@@ -90,7 +92,7 @@ def test_widget_answers_with_page_context(live_server, login, runbooks):
     assert answer.locator(".runbook-card").count() >= 1
     log = AuditLog.objects.get()
     assert log.source == "widget"
-    assert log.ai_action_details["page_context"]["path"] == "/chat/"
+    assert log.ai_action_details["page_context"]["path"] == "/runbooks/"
     # The conversation follows the engineer to the next page.
     page.goto(f"{live_server.url}/runbooks/{runbooks['disk'].pk}/")
     page.get_by_role("button", name="Ask the runbook helper").click()

@@ -153,6 +153,7 @@ def test_history_answer_is_tracked_and_other_links_are_not(live_server, login, r
 def test_widget_click_history_and_thumbs(live_server, login, runbooks):
     UserFactory(username="bob")
     page = login("bob")
+    page.goto(f"{live_server.url}/runbooks/")  # the widget is on every page but the chat page itself
     page.get_by_role("button", name="Ask the runbook helper").click()
     widget_input = page.get_by_label("Message for the runbook helper")
     widget_input.fill("node disk is full")

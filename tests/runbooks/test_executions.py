@@ -7,6 +7,7 @@ from django.utils import timezone
 from audit.models import RunbookInteractionEvent
 from runbooks.models import RunbookExecution
 from runbooks.selectors import runbook_success_stats
+from tests.aihelper.factories import ChatSessionFactory
 from tests.audit.factories import AuditLogFactory
 from tests.factories import GroupFactory
 from tests.runbooks.factories import RunbookFactory
@@ -50,7 +51,14 @@ def test_execution_flow_end_to_end_from_a_recommendation(auth_client, recommende
     bad_step = auth_client.post(f"/runbooks/executions/{execution.pk}/steps/7/", {"done": "1"})
     assert bad_step.status_code == 409 and b"no step 8" in bad_step.content
 
-    finish = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "succeeded", "notes": "ok"})
+    # Step 2 is not ticked: finishing needs an explicit confirmation, which names it.
+    finish_url = f"/runbooks/executions/{execution.pk}/finish/"
+    unconfirmed = auth_client.post(finish_url, {"outcome": "succeeded", "notes": "ok"})
+    assert unconfirmed.status_code == 400 and b"1 step is not ticked" in unconfirmed.content
+    assert b"Step 2: Step 2" in unconfirmed.content and b'name="confirm" value="1"' in unconfirmed.content
+    finish = auth_client.post(
+        f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "succeeded", "notes": "ok", "confirm": "1"}
+    )
     assert finish.status_code == 302
     execution.refresh_from_db()
     assert execution.status == "succeeded" and execution.finished_at and execution.notes == "ok"
@@ -131,3 +139,36 @@ def test_close_stale_executions_marks_old_runs_abandoned(auth_client, recommende
     assert RunbookInteractionEvent.objects.filter(event_type="abandoned").count() == 1
     call_command("close_stale_executions", "--older-than-hours", "12")
     assert "0 executions marked abandoned" in capsys.readouterr().out
+
+
+def test_did_not_work_without_a_note_asks_for_one(auth_client, recommended):
+    runbook, _ = recommended
+    auth_client.post(f"/runbooks/{runbook.pk}/executions/")
+    execution = RunbookExecution.objects.get()
+    for index in range(3):
+        auth_client.post(f"/runbooks/executions/{execution.pk}/steps/{index}/", {"done": "1"})
+    response = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "failed", "notes": "  "})
+    assert response.status_code == 400 and "without a note" in response.content.decode()
+    assert b"not ticked" not in response.content
+    assert RunbookExecution.objects.get().status == "in_progress"
+    noted = auth_client.post(
+        f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "failed", "notes": "disk still full"}
+    )
+    assert noted.status_code == 302 and RunbookExecution.objects.get().status == "failed"
+
+
+def test_finished_run_links_back_to_the_chat_answer_it_came_from(auth_client, user):
+    runbook = RunbookFactory(steps=_steps(2))
+    session = ChatSessionFactory(user=user)
+    audit_log = AuditLogFactory(user=user, query="disk full", presented=[runbook], session=session)
+    auth_client.post(f"/runbooks/{runbook.pk}/executions/", {"from": str(audit_log.pk), "source": "chat_page"})
+    execution = RunbookExecution.objects.get()
+    auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "succeeded", "confirm": "1"})
+    page = auth_client.get(f"/runbooks/executions/{execution.pk}/").content.decode()
+    assert f'href="/chat/{audit_log.session_id}/#answer-{audit_log.pk}"' in page
+    assert "Back to the chat answer that led here" in page
+
+    direct = RunbookFactory(steps=_steps(1))
+    auth_client.post(f"/runbooks/{direct.pk}/executions/")
+    other = RunbookExecution.objects.get(runbook=direct)
+    assert f'href="/runbooks/{direct.pk}/"' in auth_client.get(f"/runbooks/executions/{other.pk}/").content.decode()

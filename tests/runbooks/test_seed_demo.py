@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
+from runbooks.embeddings import get_embedder
 from runbooks.models import Runbook
 
 pytestmark = pytest.mark.django_db
@@ -37,3 +38,16 @@ def test_seed_demo_keeps_a_changed_password(capsys):
     call_command("seed_demo")
     assert "exists, password unchanged" in capsys.readouterr().out
     assert User.objects.get(username="alice").check_password("rotated-password")
+
+
+def test_seed_demo_embeds_long_runbooks_without_the_tokenizer_warning(capfd, django_capture_on_commit_callbacks):
+    """Long documents are measured, then embedded in windows (runbooks/embeddings.py): the tokenizer's
+    "sequence length is longer than the specified maximum" warning would be a false alarm."""
+    tokenizer = get_embedder().model.tokenizer
+    tokenizer.deprecation_warnings.pop("sequence-length-is-longer-than-the-specified-maximum", None)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo")
+    captured = capfd.readouterr()
+    assert "Token indices sequence length" not in captured.out + captured.err
+    assert not Runbook.objects.filter(embedding__isnull=True).exists()
+    assert "Diagnosis" not in Runbook.objects.get(slug="demo/web-5xx-spike").body_markdown

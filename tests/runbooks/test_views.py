@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -80,3 +82,41 @@ def test_restricted_runbook_detail_is_404(auth_client, user):
     assert auth_client.get(reverse("runbooks:detail", args=[disabled.pk])).status_code == 404
     user.groups.add(GroupFactory(name="secret"))
     assert auth_client.get(reverse("runbooks:detail", args=[restricted.pk])).status_code == 200
+
+
+def test_a_runbook_one_may_not_see_gets_the_same_friendly_page_as_a_missing_one(auth_client):
+    restricted = RunbookFactory(allowed_groups=[GroupFactory(name="secret")])
+    hidden = auth_client.get(reverse("runbooks:detail", args=[restricted.pk]))
+    missing = auth_client.get(reverse("runbooks:detail", args=["00000000-0000-4000-8000-000000000000"]))
+    assert hidden.status_code == missing.status_code == 404
+    assert "Runbook not found" in hidden.content.decode()
+    def without_tokens(response):
+        return re.sub(r'(csrf-token="|X-CSRFToken": "|value=")[^"]+', r"\1", response.content.decode())
+
+    assert without_tokens(hidden) == without_tokens(missing)
+
+
+def test_who_may_run_is_stated_as_the_rule(auth_client, user):
+    manual = RunbookFactory()
+    staff_only = RunbookFactory(is_automated=True)
+    grouped = RunbookFactory(is_automated=True, allowed_groups=[GroupFactory(name="sre"), GroupFactory(name="dba")])
+    user.groups.add(grouped.allowed_groups.get(name="sre"))
+
+    def page(runbook):
+        return auth_client.get(reverse("runbooks:detail", args=[runbook.pk])).content.decode()
+
+    assert "Anyone who can see this runbook may run it." in page(manual)
+    assert "Restricted: only staff may run this automated runbook." in page(staff_only)
+    assert "Automated runbook: only staff or members of dba, sre may run it, and you may." in page(grouped)
+
+
+def test_detail_never_shows_front_matter_or_repeats_the_steps(auth_client):
+    runbook = RunbookFactory(
+        name="NodeDiskFull",
+        steps=[{"title": "Check disk usage", "detail": "", "command": "df -h /"}],
+        body_markdown="---\ntitle: NodeDiskFull\nweight: 20\n---\n# NodeDiskFull\n\n## Meaning\n\nThe disk is full.\n\n"
+        "## Mitigation\n\nCheck disk usage\n\n```\ndf -h /\n```\n",
+    )
+    html = auth_client.get(reverse("runbooks:detail", args=[runbook.pk])).content.decode()
+    assert "title: NodeDiskFull" not in html and "weight" not in html
+    assert html.count("df -h /") == 1 and "The disk is full." in html

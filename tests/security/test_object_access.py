@@ -50,7 +50,7 @@ ROUTE_CASES: dict[str, list[Case]] = {
         Case("post", "/runbooks/executions/{execution_id}/steps/0/", 200, body={"done": "1"}),
     ],
     "runbooks:execution_finish": [
-        Case("post", "/runbooks/executions/{execution_id}/finish/", 302, body={"outcome": "succeeded"}),
+        Case("post", "/runbooks/executions/{execution_id}/finish/", 302, body={"outcome": "succeeded", "confirm": "1"}),
     ],
 }
 
