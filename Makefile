@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY= THROTTLE_CHAT=10000/min
 
-.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-secrets bench-deps
+.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-secrets bench-deps bench-llm-concurrency screenshots
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,8 @@ seed: migrate
 	DEBUG=1 $(PY) manage.py seed_demo
 	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py generate_embeddings
 
+# `make run PORT=8080 HOST=0.0.0.0` to change where it listens. Ctrl-C (or SIGTERM/SIGHUP to runserver) also
+# stops the embedded PostgreSQL and leaves no stale pid (aihelper/core/embedded_exit.py).
 run: seed
 	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py runserver $(HOST):$(PORT)
 
@@ -38,10 +40,14 @@ lint: install
 test: install lint
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+# PNGs of every page at 1366x900 and 390x844 into docs/screenshots/ (demo data on a throw-away test database).
+screenshots: install
+	$(TEST_ENV) $(PY) -m pytest -q -p no:cacheprovider tools/screenshots.py
+
 serve: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput
-	HF_HUB_OFFLINE=1 $(VENV)/bin/gunicorn -c gunicorn.conf.py aihelper.wsgi
+	HF_HUB_OFFLINE=1 GUNICORN_BIND=$(HOST):$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py aihelper.asgi:application
 
 bench-retrieval: install
 	$(TEST_ENV) $(PY) benchmarks/retrieval.py
@@ -69,6 +75,9 @@ bench-feedback: install
 
 bench-hnsw: install
 	$(TEST_ENV) $(PY) benchmarks/hnsw_tuning.py $(BENCH_ARGS)
+
+bench-llm-concurrency: install
+	$(TEST_ENV) $(PY) benchmarks/llm_concurrency.py $(BENCH_ARGS)
 
 bench-secrets: install
 	$(PY) benchmarks/secret_redaction.py $(BENCH_ARGS)

@@ -1,17 +1,22 @@
-"""gunicorn settings for `make serve` (production mode); every value overridable by env."""
+"""gunicorn settings for `make serve` (production mode); every value overridable by env.
+
+ASGI: uvicorn workers (the uvicorn-worker package) run aihelper.asgi:application, so an answer waiting for the
+LLM holds a coroutine, not a thread (docs/operations.md, docs/benchmarks.md "LLM concurrency").
+"""
 
 import os
+import shutil
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# Two processes per usable core (the CPU affinity, not every core of the host), at most 4, with 4 threads
-# each. Measured on 2 cores (docs/benchmarks.md, tracking at 275 req/s offered, 32 clients, latency from
-# the scheduled arrival): p99 34 ms with 4 x 4 against 139 ms with 2 x 8 — fewer threads per process
-# contend less for one GIL — for ~10-20 % less closed-loop capacity. Each worker loads the embedding model
-# on first use (~600 MB RSS) and holds one DB connection per thread: workers x threads x instances (x 2
-# with ANALYTICS_DATABASE_URL) must stay below PostgreSQL's max_connections (100 for the embedded server).
+# Two processes per usable core (the CPU affinity, not every core of the host), at most 4. Each is one event
+# loop: waiting answers cost no thread; the synchronous parts of a request (the ORM, the embedding model,
+# templates) run on a short-lived thread of that request. Each worker loads the embedding model on first
+# use (~600 MB RSS).
 workers = int(os.environ.get("GUNICORN_WORKERS", str(min(4, 2 * len(os.sched_getaffinity(0))))))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"
+worker_class = "uvicorn_worker.UvicornWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
@@ -20,3 +25,33 @@ errorlog = "-"
 # Each worker loads the model itself (loaded on first use); preloading would share one
 # torch runtime across forks, which is not fork-safe.
 preload_app = False
+
+# Django's guidance under ASGI: no persistent connections (a request's sync code runs on a thread of its
+# own, whose kept connection nobody would reuse). Peak connections per instance = requests in a database
+# step at once; the chat releases its connection before waiting for the LLM.
+os.environ["DB_CONN_MAX_AGE"] = "0"
+# Prometheus metrics of every worker, added up by /metrics (aihelper/core/metrics.py).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / ".data" / "prometheus"))
+
+
+def on_starting(server):
+    # Values of a previous run's workers would be added to this run's.
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker):
+    import sys
+
+    # The event loop hands each request's synchronous steps to a thread and back (Django's sync middleware,
+    # the ORM): every hand-over waits for the GIL, which a busy thread gives up only every switch interval
+    # (5 ms by default). 1 ms keeps /healthz and clicks quick beside answers being retrieved or written.
+    sys.setswitchinterval(float(os.environ.get("GIL_SWITCH_INTERVAL", "0.001")))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    # A dead worker's in-flight gauges stop counting (multiprocess_mode="livesum").
+    multiprocess.mark_process_dead(worker.pid)

@@ -50,10 +50,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "aihelper.core.middleware.RequestIdMiddleware",
+    "aihelper.core.metrics.RequestMetricsMiddleware",
     # Before anything reads a body: refuses one over the limit (413) from its Content-Length alone.
     "aihelper.core.body_limits.BodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, able to pass async requests on without a thread (aihelper/core/async_http.py).
+    "aihelper.core.async_http.WhiteNoiseMiddleware",
     # Django's, with a session save that fails in a database outage answered as the documented 503.
     "aihelper.core.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,6 +98,8 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 EMBEDDED_PG_DATA = Path(env_str("EMBEDDED_PG_DATA", str(BASE_DIR / ".data" / "pg")))
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
+# 0 under ASGI (gunicorn.conf.py sets it): each request's sync code runs in a thread of its own there, and a
+# connection kept by a finished thread would never be reused (Django's guidance for async).
 DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 
 
@@ -257,6 +261,17 @@ ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 1024, minimum=1)
 ANTHROPIC_TIMEOUT = env_float("ANTHROPIC_TIMEOUT", 30.0, minimum=0.1)
 ANTHROPIC_MAX_RETRIES = env_int("ANTHROPIC_MAX_RETRIES", 2, minimum=0)
 LLM_PROVIDER = env_choice("LLM_PROVIDER", ("auto", "anthropic", "offline"), "auto")
+# The cap on LLM calls in flight, per worker process (aihelper/chat/services/llm_gate.py); beyond it, after at
+# most LLM_QUEUE_WAIT_SECONDS in a queue of LLM_QUEUE_MAX, the busy answer (retrieval only, with a note).
+LLM_MAX_IN_FLIGHT = env_int("LLM_MAX_IN_FLIGHT", 16, minimum=1)
+LLM_MAX_IN_FLIGHT_PER_USER = env_int("LLM_MAX_IN_FLIGHT_PER_USER", 2, minimum=1)
+LLM_QUEUE_MAX = env_int("LLM_QUEUE_MAX", 32, minimum=0)
+LLM_QUEUE_WAIT_SECONDS = env_float("LLM_QUEUE_WAIT_SECONDS", 0.5, minimum=0.0, maximum=10.0)
+# Answers running their synchronous steps (retrieval, the write) at once, per worker process; the rest wait as
+# coroutines, so pages, clicks and health checks do not queue behind a crowd of chat threads for the CPU.
+CHAT_SYNC_CONCURRENCY = env_int("CHAT_SYNC_CONCURRENCY", 4, minimum=1)
+# GET /metrics (Prometheus) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")

@@ -227,7 +227,7 @@ def gunicorn_server(*, dbname: str, workers: int, threads: int, log_name: str, e
     env.pop("DATABASE_URL", None)
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "aihelper.wsgi"],
+            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "aihelper.asgi:application"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:

@@ -46,3 +46,10 @@ def staff_user(db):
 def auth_client(client, user):
     client.force_login(user)
     return client
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: once Playwright's sync API has started (a session-scoped browser), it keeps an event
+    loop running in the main thread, and every later ``async_to_sync`` there (Django's test client calling an
+    async view, such as the chat's) would fail with "cannot use AsyncToSync in the same thread"."""
+    items.sort(key=lambda item: item.path.name.endswith("_browser.py"))

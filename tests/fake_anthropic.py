@@ -3,10 +3,15 @@
 It records every request and answers according to ``mode``: "stream" (SSE, or JSON when the
 request does not ask for a stream), "429", "500", "529", "garbage" or "timeout" (sleeps past the
 client's timeout). ``modes`` is an optional queue used first, one entry per request.
+
+``delta_delay`` (seconds between deltas) and ``deltas`` (how many) make a stream answer like a real model,
+for the concurrency benchmark and the cancellation tests; ``disconnects`` counts streams whose client went
+away before the end. Standalone: ``python tests/fake_anthropic.py --port 8100 --delta-delay 0.05``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
@@ -20,13 +25,20 @@ ERRORS = {
 
 
 class FakeAnthropic:
-    def __init__(self, *, text: str = "Hello from the fake model.", sleep: float = 2.0) -> None:
+    def __init__(self, *, text: str = "Hello from the fake model.", sleep: float = 2.0, delta_delay: float = 0.0,
+                 deltas: int = 3, port: int = 0, record: bool = True) -> None:
         self.text = text
         self.sleep = sleep
+        self.delta_delay = delta_delay
+        self.deltas = deltas
+        self.record = record
         self.mode = "stream"
         self.modes: list[str] = []
         self.requests: list[dict] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.disconnects = 0
+        self.completed = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.request_queue_size = 256
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -47,9 +59,9 @@ class FakeAnthropic:
         return self.modes.pop(0) if self.modes else self.mode
 
     def chunks(self) -> list[str]:
-        """The text split in a few deltas, so the client has to join a real stream."""
+        """The text split in ``deltas`` deltas (or fewer), so the client has to join a real stream."""
         words = self.text.split(" ")
-        size = max(1, len(words) // 3)
+        size = max(1, len(words) // max(1, self.deltas))
         parts = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
         return [part + (" " if index < len(parts) - 1 else "") for index, part in enumerate(parts)]
 
@@ -78,7 +90,8 @@ class FakeAnthropic:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
-                fake.requests.append({"path": self.path, "headers": dict(self.headers), "json": body})
+                if fake.record:
+                    fake.requests.append({"path": self.path, "headers": dict(self.headers), "json": body})
                 mode = fake.next_mode()
                 if mode in ERRORS:
                     status, kind = ERRORS[mode]
@@ -127,9 +140,16 @@ class FakeAnthropic:
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for name, data in events:
-                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-                    self.wfile.flush()
+                try:
+                    for name, data in events:
+                        if name == "content_block_delta" and fake.delta_delay:
+                            time.sleep(fake.delta_delay)
+                        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                        self.wfile.flush()
+                except OSError:  # the client went away mid-answer
+                    fake.disconnects += 1
+                else:
+                    fake.completed += 1
                 self.close_connection = True
 
         return Handler
@@ -145,3 +165,24 @@ class FakeAnthropic:
             "stop_sequence": None,
             "usage": {"input_tokens": 42, "output_tokens": 17},
         }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A fake Anthropic Messages API on 127.0.0.1 (streams only).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delta-delay", type=float, default=0.05, help="seconds between text deltas")
+    parser.add_argument("--deltas", type=int, default=100, help="text deltas per answer")
+    args = parser.parse_args()
+    text = " ".join(f"word{i}" for i in range(args.deltas))
+    fake = FakeAnthropic(text=text, delta_delay=args.delta_delay, deltas=args.deltas, port=args.port, record=False)
+    fake.start()
+    print(fake.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -58,7 +58,7 @@ CREATE_ONCALL = (
 JSON_PATHS = ("/api/", "/chat/stream")
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Routes that answer without the database whoever asks (the /readyz answer is checked on its own).
-NO_DATABASE = {"/": {302}, "/healthz": {200}, "/readyz": {503}}
+NO_DATABASE = {"/": {302}, "/healthz": {200}, "/readyz": {503}, "/favicon.ico": {302}, "/metrics": {404}}
 # A request without a session outside DRF needs no database: it is sent to the login page, refused by the
 # CSRF check (a POST without the cookie) or shown the login form.
 ANONYMOUS_ANSWERS = {302, 401, 403}
@@ -231,7 +231,7 @@ def server():
     log = root / "gunicorn.log"
     with open(log, "ab") as log_file:
         process = subprocess.Popen(
-            [str(Path(PYTHON).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.wsgi"],
+            [str(Path(PYTHON).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.asgi:application"],
             cwd=ROOT, env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"},
             stdout=subprocess.DEVNULL, stderr=log_file,
         )
@@ -337,7 +337,8 @@ def test_every_route_answers_a_deliberate_stop_as_documented_then_recovers_witho
                     outage_answered.add((client.kind, path))
     assert problems == []
     routes = _routes()
-    assert {path for path in routes if ("session", path) not in outage_answered} == {"/", "/healthz"}, (
+    assert {path for path in routes if ("session", path) not in outage_answered} == {
+        "/", "/healthz", "/favicon.ico", "/metrics"}, (
         "with a session every route that needs the database answers the outage"
     )
     assert {path for path in routes if path.startswith("/api/") and ("token", path) not in outage_answered} == set()

@@ -38,7 +38,7 @@ def _start(port: int) -> subprocess.Popen:
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.wsgi"],
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.asgi:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from adrf.views import APIView as AsyncAPIView
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -14,7 +15,7 @@ from rest_framework.views import APIView
 
 from aihelper.chat.models import ChatSession
 from aihelper.chat.selectors import chat_messages_display, chat_session_get, chat_session_list
-from aihelper.chat.services.orchestrator import SessionNotFound, chat_answer
+from aihelper.chat.services.orchestrator import SessionNotFound, achat_answer
 from aihelper.core.api_errors import ERROR_BODY
 from aihelper.core.api_limits import TEXT_RULE, LimitedJSONParser
 from audit.models import EventSource
@@ -80,12 +81,15 @@ class SolutionSerializer(serializers.Serializer):
 
 
 class ChatThrottle(UserRateThrottle):
-    """Each answer costs retrieval, an LLM call and a worker for its duration: THROTTLE_CHAT per user."""
+    """Each answer costs retrieval and an LLM call (a slot of the cap for its duration): THROTTLE_CHAT per user."""
 
     scope = "chat"
 
 
-class QueryApi(APIView):
+class QueryApi(AsyncAPIView):
+    """Async (adrf): authentication, CSRF, throttling and validation as in every APIView (run on the request's
+    thread), then the answer is awaited without holding one."""
+
     parser_classes = [LimitedJSONParser]
     throttle_classes = [ChatThrottle]
     InputSerializer = ChatQueryInputSerializer
@@ -118,12 +122,12 @@ class QueryApi(APIView):
             **AUTH_ERRORS,
         },
     )
-    def post(self, request):
+    async def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            answer = chat_answer(
+            answer = await achat_answer(
                 user=request.user,
                 message=data["message"],
                 session_id=data.get("session_id"),

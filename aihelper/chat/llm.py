@@ -1,15 +1,17 @@
 """LLM providers behind one small Protocol, chosen by settings.LLM_PROVIDER.
 
-``stream(prompt)`` yields text deltas and ends with exactly one ``LLMReply`` (full text, usage,
-latency). Any provider failure is raised as ``LLMError`` with a short reason; the orchestrator
-turns it into the degraded, retrieval-only answer.
+``astream(prompt)`` is an async iterator of text deltas ending with exactly one ``LLMReply`` (full text,
+usage, latency): waiting for the model holds no thread. Any provider failure is raised as ``LLMError``
+with a short reason; the orchestrator turns it into the degraded, retrieval-only answer. Cancelling the
+consuming task (the client went away) closes the HTTP stream, so the model stops generating.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,7 +43,7 @@ class LLMProvider(Protocol):
     name: str
     model: str
 
-    def stream(self, *, prompt: Prompt) -> Iterator[str | LLMReply]: ...
+    def astream(self, *, prompt: Prompt) -> AsyncIterator[str | LLMReply]: ...
 
 
 # --- Offline: a deterministic answer from the runbooks themselves -----------------------------
@@ -60,7 +62,8 @@ def _runbook_facts(runbook: RunbookContext) -> str:
         facts.append(f"{solution.success_rate:.0%} success over {solution.success_samples} runs")
     else:
         facts.append("no recorded runs yet")
-    facts.append("you may execute it" if solution.can_execute else "restricted: ask someone with access to run it")
+    restricted = "restricted: you may not run this automated runbook (its page says who may)"
+    facts.append("you may execute it" if solution.can_execute else restricted)
     return ", ".join(facts)
 
 
@@ -128,14 +131,28 @@ class OfflineProvider:
             text=text, provider=self.name, model=self.model, latency_ms=int((time.perf_counter() - started) * 1000)
         )
 
+    async def astream(self, *, prompt: Prompt) -> AsyncIterator[str | LLMReply]:
+        for chunk in self.stream(prompt=prompt):
+            yield chunk
+
 
 # --- Anthropic Messages API ------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
-def _anthropic_client(api_key: str, base_url: str | None, timeout: float, max_retries: int) -> anthropic.Anthropic:
-    # One client (and connection pool) per configuration, shared by every request of the process.
-    return anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+# One client (and connection pool) per event loop and configuration: an async connection pool belongs to the
+# loop that opened it. Under the ASGI server that is one client per worker process; a synchronous caller
+# (tests, WSGI) runs each answer in a loop of its own, whose client goes away with it.
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _anthropic_client(api_key: str, base_url: str | None, timeout: float, max_retries: int) -> anthropic.AsyncAnthropic:
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = (api_key, base_url, timeout, max_retries)
+    if key not in per_loop:
+        per_loop[key] = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+    return per_loop[key]
 
 
 class AnthropicProvider:
@@ -145,26 +162,42 @@ class AnthropicProvider:
         self.model = settings.ANTHROPIC_MODEL
         self.max_tokens = settings.ANTHROPIC_MAX_TOKENS
         self.timeout = settings.ANTHROPIC_TIMEOUT
-        self.client = _anthropic_client(
-            settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL, settings.ANTHROPIC_TIMEOUT,
-            settings.ANTHROPIC_MAX_RETRIES,
-        )
+        self.max_retries = settings.ANTHROPIC_MAX_RETRIES
 
-    def stream(self, *, prompt: Prompt) -> Iterator[str | LLMReply]:
+    async def astream(self, *, prompt: Prompt) -> AsyncIterator[str | LLMReply]:
         started = time.perf_counter()
         # The SDK timeout bounds each read; this bounds a reply that trickles in forever.
         deadline = time.monotonic() + self.timeout * 4
+        client = _anthropic_client(settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL, self.timeout,
+                                   self.max_retries)
+        parts: list[str] = []
+        model, usage, stop_reason, stopped = self.model, {}, None, False
         try:
-            with self.client.messages.stream(
-                model=self.model, max_tokens=self.max_tokens, system=prompt.system, messages=prompt.messages
-            ) as stream:
-                for text in stream.text_stream:
+            # The raw event stream, not the SDK's ``messages.stream()`` helper: that one also rebuilds a typed
+            # snapshot of the whole message after every delta, which was most of a worker's event-loop time
+            # with 32 answers streaming (docs/benchmarks.md "LLM concurrency").
+            stream = await client.messages.create(
+                model=self.model, max_tokens=self.max_tokens, system=prompt.system, messages=prompt.messages,
+                stream=True,
+            )
+            async with stream:
+                async for event in stream:
                     if time.monotonic() > deadline:
                         raise LLMError("timeout: the reply took too long")
-                    if text:
-                        yield text
-                message = stream.get_final_message()
-            if getattr(message, "stop_reason", None) is None:
+                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        if event.delta.text:
+                            parts.append(event.delta.text)
+                            yield event.delta.text
+                    elif event.type == "message_start":
+                        model = event.message.model or model
+                        usage["input_tokens"] = event.message.usage.input_tokens
+                        usage["output_tokens"] = event.message.usage.output_tokens
+                    elif event.type == "message_delta":
+                        stop_reason = event.delta.stop_reason
+                        usage["output_tokens"] = event.usage.output_tokens
+                    elif event.type == "message_stop":
+                        stopped = True
+            if not stopped or stop_reason is None:
                 raise LLMError("malformed reply: the stream ended before message_stop (truncated)")
         except LLMError:
             raise
@@ -176,16 +209,15 @@ class AnthropicProvider:
             raise LLMError(f"connection error: {exc}") from exc
         except (anthropic.AnthropicError, AssertionError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise LLMError(f"malformed reply: {type(exc).__name__}: {str(exc)[:200]}") from exc
-        text = "".join(block.text for block in (message.content or []) if getattr(block, "type", "") == "text")
+        text = "".join(parts)
         if not text.strip():
             raise LLMError("malformed reply: no text in the answer")
-        usage = getattr(message, "usage", None)
         yield LLMReply(
             text=text,
             provider=self.name,
-            model=getattr(message, "model", "") or self.model,
-            input_tokens=getattr(usage, "input_tokens", None),
-            output_tokens=getattr(usage, "output_tokens", None),
+            model=model,
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
             latency_ms=int((time.perf_counter() - started) * 1000),
         )
 

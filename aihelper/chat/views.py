@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
@@ -22,9 +23,10 @@ from aihelper.chat.services.orchestrator import (
     AnswerReset,
     ChatAnswer,
     SessionNotFound,
-    chat_answer,
-    chat_answer_stream,
+    achat_answer,
+    achat_answer_stream,
 )
+from aihelper.chat.streaming import AsyncStreamingResponse
 from aihelper.core.api_errors import api_error_response
 from aihelper.core.api_limits import json_body_parse
 from aihelper.core.middleware import current_request_id
@@ -95,40 +97,42 @@ def _sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-def _stream_events(request: HttpRequest, events: Iterator) -> Iterator[str]:
+def _done_event(request: HttpRequest, answer: ChatAnswer) -> str:
+    html = render_to_string(
+        "aihelper/messages.html#assistant-message", {"message": _answer_view(answer)}, request=request
+    )
+    user_html = render_to_string(
+        "aihelper/messages.html#user-message", {"message": _question_view(answer)}, request=request
+    )
+    return _sse(
+        "done",
+        {
+            "session_id": str(answer.session.pk),
+            "session_url": f"/chat/{answer.session.pk}/",
+            "audit_log_id": str(answer.audit_log.pk),
+            "html": html,
+            # The question as stored (secrets replaced), with the notice when any were.
+            "user_html": user_html,
+            "redacted": len(answer.redactions),
+            "degraded": answer.degraded,
+            "provider": answer.provider,
+            "presentation_strategy": answer.presentation_strategy,
+            "solutions": [{key: getattr(s, key) for key in STREAM_SOLUTION_FIELDS} for s in answer.solutions],
+        },
+    )
+
+
+async def _stream_events(request: HttpRequest, events: AsyncIterator) -> AsyncIterator[str]:
     # The body is produced after the middleware returned: carry the request id into its log lines.
     token = current_request_id.set(getattr(request, "request_id", ""))
     try:
-        for event in events:
+        async for event in events:
             if isinstance(event, AnswerDelta):
                 yield _sse("delta", {"text": event.text})
             elif isinstance(event, AnswerReset):
                 yield _sse("reset", {"reason": "The AI model failed mid-answer; showing the runbook matches instead."})
             elif isinstance(event, ChatAnswer):
-                html = render_to_string(
-                    "aihelper/messages.html#assistant-message", {"message": _answer_view(event)}, request=request
-                )
-                user_html = render_to_string(
-                    "aihelper/messages.html#user-message", {"message": _question_view(event)}, request=request
-                )
-                yield _sse(
-                    "done",
-                    {
-                        "session_id": str(event.session.pk),
-                        "session_url": f"/chat/{event.session.pk}/",
-                        "audit_log_id": str(event.audit_log.pk),
-                        "html": html,
-                        # The question as stored (secrets replaced), with the notice when any were.
-                        "user_html": user_html,
-                        "redacted": len(event.redactions),
-                        "degraded": event.degraded,
-                        "provider": event.provider,
-                        "presentation_strategy": event.presentation_strategy,
-                        "solutions": [
-                            {key: getattr(s, key) for key in STREAM_SOLUTION_FIELDS} for s in event.solutions
-                        ],
-                    },
-                )
+                yield await sync_to_async(_done_event)(request, event)
     except Exception:  # noqa: BLE001 - the stream has started: report the failure as an event, not a 500
         logger.exception("chat stream failed")
         yield _sse("error", {"message": "Something went wrong while answering; nothing was saved. Try again."})
@@ -140,21 +144,31 @@ def _text(value) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _throttled(request: HttpRequest) -> HttpResponse | None:
+    throttle = ChatThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    wait = int(throttle.wait() or 1)
+    detail = f"Too many questions; try again in {wait} s."
+    return JsonResponse(
+        {"error": "throttled", "detail": detail, "retry_after_seconds": wait},
+        status=429,
+        headers={"Retry-After": str(wait)},
+    )
+
+
 @require_POST
-def chat_stream(request: HttpRequest) -> HttpResponse:
+async def chat_stream(request: HttpRequest) -> HttpResponse:
     """POST JSON {message, session_id?, page_context?, source?} -> text/event-stream of
-    delta / reset / done / error events; ``done`` carries the sanitised answer HTML with its cards."""
+    delta / reset / done / error events; ``done`` carries the sanitised answer HTML with its cards.
+    Async: the answer in flight holds no thread; a client that goes away cancels it (docs/chat.md)."""
+    # Loaded without a thread hop and set on the request, so nothing below loads it synchronously.
+    request.user = await request.auser()
     if not request.user.is_authenticated:
         return JsonResponse({"error": "not_authenticated", "detail": "Log in to use the chat."}, status=401)
-    throttle = ChatThrottle()
-    if not throttle.allow_request(request, None):
-        wait = int(throttle.wait() or 1)
-        detail = f"Too many questions; try again in {wait} s."
-        return JsonResponse(
-            {"error": "throttled", "detail": detail, "retry_after_seconds": wait},
-            status=429,
-            headers={"Retry-After": str(wait)},
-        )
+    refused = _throttled(request)
+    if refused is not None:
+        return refused
     try:
         # The same checks as every JSON API; the body's size was limited before this view reads it.
         payload = json_body_parse(request.body)
@@ -165,7 +179,7 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
         return api_error_response(ValidationError(serializer.errors))
     data = serializer.validated_data
     try:
-        events = chat_answer_stream(
+        events = await achat_answer_stream(
             user=request.user,
             message=data["message"],
             session_id=data.get("session_id"),
@@ -174,7 +188,7 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
         )
     except SessionNotFound:
         return JsonResponse({"error": "not_found", "detail": "No such chat session."}, status=404)
-    response = StreamingHttpResponse(_stream_events(request, events), content_type="text/event-stream")
+    response = AsyncStreamingResponse(_stream_events(request, events), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
@@ -182,18 +196,17 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def chat_send(request: HttpRequest) -> HttpResponse:
+async def chat_send(request: HttpRequest) -> HttpResponse:
     """The form's action without JavaScript: answer, then show the conversation."""
+    request.user = await request.auser()
     data = {"message": request.POST.get("message", "")}
     if request.POST.get("session_id"):
         data["session_id"] = request.POST["session_id"]
     serializer = ChatQueryInputSerializer(data=data)
     if not serializer.is_valid():
-        context = {"sessions": chat_session_list(user=request.user), "chat_session": None, "chat_messages": [],
-                   "form_errors": serializer.errors}
-        return render(request, "aihelper/chat.html", context, status=400)
+        return await sync_to_async(_form_errors_page)(request, serializer.errors)
     try:
-        answer = chat_answer(
+        answer = await achat_answer(
             user=request.user,
             message=serializer.validated_data["message"],
             session_id=serializer.validated_data.get("session_id"),
@@ -202,6 +215,12 @@ def chat_send(request: HttpRequest) -> HttpResponse:
     except SessionNotFound:
         raise Http404("No such chat session.") from None
     return redirect("chat_session", session_id=answer.session.pk)
+
+
+def _form_errors_page(request: HttpRequest, errors) -> HttpResponse:
+    context = {"sessions": chat_session_list(user=request.user), "chat_session": None, "chat_messages": [],
+               "form_errors": errors}
+    return render(request, "aihelper/chat.html", context, status=400)
 
 
 RESULT_LIMIT = 10

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.html import escape
 from django.views.defaults import ERROR_PAGE_TEMPLATE
 
@@ -125,14 +126,10 @@ def _refuse_body_error(request: HttpRequest, exception: Exception) -> HttpRespon
     return None
 
 
-class BodyLimitMiddleware:
-    """Place before CsrfViewMiddleware (whose process_view is the first to read a form body)."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
+class BodyLimitMiddleware(MiddlewareMixin):
+    """Place before CsrfViewMiddleware (whose process_view is the first to read a form body). Sync and async
+    (MiddlewareMixin); under ASGI ``aihelper.core.async_http.BodyLimitASGI`` keeps Django from reading the
+    body first."""
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         limit = body_limit(request)

@@ -16,6 +16,7 @@ import time
 import uuid
 from contextvars import ContextVar
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.contrib.sessions import middleware as sessions
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -44,18 +45,40 @@ def _loaded_user_id(request: HttpRequest):
 
 
 class RequestIdMiddleware:
+    # Sync and async: under ASGI a sync-only middleware would put every request (and every async view's
+    # wait) on a thread.
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        supplied = request.headers.get("X-Request-ID", "")
-        request.request_id = supplied if 0 < len(supplied) <= 64 and supplied.isprintable() else uuid.uuid4().hex
-        token = current_request_id.set(request.request_id)
-        started = time.perf_counter()
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token, started = self._start(request)
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
+        return self._finish(request, response, started)
+
+    async def _acall(self, request):
+        token, started = self._start(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        return self._finish(request, response, started)
+
+    def _start(self, request):
+        supplied = request.headers.get("X-Request-ID", "")
+        request.request_id = supplied if 0 < len(supplied) <= 64 and supplied.isprintable() else uuid.uuid4().hex
+        return current_request_id.set(request.request_id), time.perf_counter()
+
+    def _finish(self, request, response, started: float):
         response["X-Request-ID"] = request.request_id
         logger.info(
             "request",
@@ -87,8 +110,14 @@ def database_unavailable_response(request: HttpRequest, exception: Exception) ->
 
 
 class DatabaseUnavailableMiddleware:
+    # Sync and async: passes the request on as it came (a coroutine when the chain is async).
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
         return self.get_response(request)

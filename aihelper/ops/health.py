@@ -11,6 +11,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from aihelper.chat.services.llm_gate import llm_gate
 from aihelper.core.embedded_state import server_state
 from aihelper.core.sql import pgvector_version
 from runbooks.embeddings import EmbeddingError, get_embedder
@@ -18,7 +19,7 @@ from runbooks.embeddings import EmbeddingError, get_embedder
 
 @require_GET
 @never_cache
-def healthz(request):
+async def healthz(request):  # async: answered in the event loop, never queued behind a thread
     return JsonResponse({"status": "ok"})
 
 
@@ -60,4 +61,6 @@ def _check_embedder() -> dict:
 def readyz(request):
     checks = {"database": _check_database(), "embedding_model": _check_embedder()}
     ready = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    # Detail, not a check: a busy helper is still ready (beyond the cap it answers with the busy answer).
+    body = {"status": "ready" if ready else "unavailable", "checks": checks, "llm": llm_gate.status().to_json()}
+    return JsonResponse(body, status=200 if ready else 503)

@@ -34,17 +34,38 @@ TEXT_KEYS = {
 }
 
 
+FRONT_MATTER_MAX_CHARS = 16384
+# Column sizes (runbooks/models.py): a front-matter value that does not fit is kept in front_matter_extra.
+COLUMN_MAX_CHARS = {"display_title": 200, "service": 100, "category": 100, "automation_ref": 300}
+TAG_MAX_CHARS = 64
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader without aliases: a few hundred bytes of nested aliases expand to billions of values
+    ("billion laughs"), and front matter never needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases are not allowed in front matter")
+        return super().compose_node(parent, index)
+
+
 def split_front_matter(text: str) -> tuple[dict, str]:
-    """({front matter}, body after it); ({}, text) when there is none. ValueError when it is not a mapping."""
+    """({front matter}, body after it); ({}, text) when there is none, or when the block between the two
+    ``---`` lines is not a mapping (a body may open with a horizontal rule). ValueError when it cannot be
+    read: not YAML, nested too deep, aliases, or longer than FRONT_MATTER_MAX_CHARS."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
+    block = match.group(1) or ""
+    if len(block) > FRONT_MATTER_MAX_CHARS:
+        raise ValueError(f"front matter is longer than {FRONT_MATTER_MAX_CHARS} characters")
     try:
-        loaded = yaml.safe_load(match.group(1) or "")
-    except yaml.YAMLError as exc:
-        raise ValueError(f"front matter is not valid YAML: {exc}") from exc
+        loaded = yaml.load(block, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ValueError(f"front matter is not valid YAML: {str(exc)[:200]}") from exc
     if loaded is not None and not isinstance(loaded, dict):
-        raise ValueError("front matter must be a mapping of 'key: value' lines")
+        return {}, text
     # JSON-safe (dates become text) so a re-import compares equal to what the JSON column holds.
     front = json.loads(json.dumps({str(key): value for key, value in (loaded or {}).items()}, default=str))
     return front, text[match.end() :]
@@ -64,22 +85,33 @@ def _step_words(steps: Sequence) -> str:
     return f" {_words(' '.join(parts))} "
 
 
-def _blocks(lines: Sequence[str]) -> list[str]:
-    """Paragraphs, list items, code blocks and sub-headings of a section, as text."""
-    blocks: list[str] = []
+def _step_text(steps: Sequence) -> str:
+    """Every step's text with runs of white space made one space (code blocks are matched against it)."""
+    parts = []
+    for step in steps:
+        if isinstance(step, str):
+            parts.append(step)
+        elif isinstance(step, Mapping):
+            parts.extend(str(step.get(key) or "") for key in ("title", "detail", "command"))
+    return " ".join(" ".join(parts).split())
+
+
+def _blocks(lines: Sequence[str]) -> list[tuple[bool, str]]:
+    """(is code, text) of the paragraphs, list items, code blocks and sub-headings of a section."""
+    blocks: list[tuple[bool, str]] = []
     current: list[str] = []
     fence = ""
 
-    def flush() -> None:
+    def flush(code: bool = False) -> None:
         if current:
-            blocks.append("\n".join(current))
+            blocks.append((code, "\n".join(current)))
             current.clear()
 
     for line in lines:
         marker = _FENCE.match(line)
         if fence:
             if marker and marker.group(1) == fence:
-                flush()
+                flush(code=True)
                 fence = ""
             else:
                 current.append(line)
@@ -89,20 +121,27 @@ def _blocks(lines: Sequence[str]) -> list[str]:
         elif not line.strip() or _HEADING.match(line):
             flush()
             if line.strip():
-                blocks.append(line)
+                blocks.append((False, line))
         elif _LIST_ITEM.match(line):
             flush()
             current.append(_LIST_ITEM.sub("", line, count=1))
         else:
             current.append(line)
-    flush()
+    flush(code=bool(fence))
     return blocks
 
 
-def _covered(lines: Sequence[str], step_words: str) -> bool:
-    blocks = [_words(block) for block in _blocks(lines)]
-    blocks = [block for block in blocks if block]
-    return bool(blocks) and all(f" {block} " in step_words for block in blocks)
+def _covered(lines: Sequence[str], step_words: str, step_text: str) -> bool:
+    """Every block is in the steps: prose word for word, code character for character (white space
+    aside), so ``echo 1 > f`` is not taken for a step's ``echo 1 >> f``."""
+    found = []
+    for code, block in _blocks(lines):
+        if code:
+            text = " ".join(block.split())
+            found.append(bool(text) and text in step_text)
+        elif _words(block):
+            found.append(f" {_words(block)} " in step_words)
+    return bool(found) and all(found)
 
 
 def _sections(lines: Sequence[str]) -> list[tuple[int, int]]:
@@ -133,9 +172,9 @@ def body_without_repeats(body: str, *, steps: Sequence, name: str) -> str:
     heading = _HEADING.match(lines[first]) if first is not None else None
     if heading and len(heading.group(1)) == 1 and _words(heading.group(2)) == _words(name) and _words(name):
         drop.add(first)
-    step_words = _step_words(steps)
+    step_words, step_text = _step_words(steps), _step_text(steps)
     for start, end in _sections(lines):
-        if _covered(lines[start + 1 : end], step_words):
+        if _covered(lines[start + 1 : end], step_words, step_text):
             drop.update(range(start, end))
     if not drop:
         return body
@@ -147,7 +186,8 @@ def body_without_repeats(body: str, *, steps: Sequence, name: str) -> str:
 def front_matter_fields(front: Mapping, *, current: Mapping) -> tuple[dict, dict]:
     """(column values to set, keys kept as ``front_matter_extra``) from front matter and the record's values.
 
-    The record's own values win: front matter fills only empty text columns and adds missing tags.
+    The record's own values win: front matter fills only empty text columns and adds missing tags; a
+    value that differs from the record's own, or does not fit its column, is kept in the extra keys.
     Every other key (Hugo's ``weight`` and ``aliases``, or ``slug`` / ``allowed_groups`` /
     ``is_automated`` written in a JSON record's body) is kept, not applied: access and automation
     come from the record's own fields.
@@ -157,13 +197,20 @@ def front_matter_fields(front: Mapping, *, current: Mapping) -> tuple[dict, dict
     for key, value in front.items():
         column = TEXT_KEYS.get(key)
         if column and isinstance(value, str | int | float) and not isinstance(value, bool):
-            if not current.get(column):
-                updates[column] = str(value).strip()
+            text = str(value).strip()
+            limit = COLUMN_MAX_CHARS.get(column)
+            if not current.get(column) and (limit is None or len(text) <= limit):
+                updates[column] = text
+            elif text != str(current.get(column) or "").strip():
+                extra[key] = value  # the record's own value wins, or it does not fit: kept, not lost
         elif key == "tags" and isinstance(value, list | str):
             tags = list(current.get("tags") or [])
-            added = [str(tag) for tag in (value if isinstance(value, list) else [value]) if str(tag) not in tags]
+            named = [str(tag) for tag in (value if isinstance(value, list) else [value])]
+            added = [tag for tag in named if tag not in tags and len(tag) <= TAG_MAX_CHARS]
             if added:
                 updates["tags"] = tags + added
+            if any(len(tag) > TAG_MAX_CHARS for tag in named):
+                extra[key] = value
         else:
             extra[key] = value
     return updates, extra

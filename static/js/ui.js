@@ -86,11 +86,18 @@
   }
 
   // Between the words of CamelCase ("KubePod|Crash|Looping", "TLS|Certificate") and after separators.
-  var BREAK_AT = /(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[-_/.:])(?=\w)/;
+  // Built at run time: a lookbehind literal is a syntax error in Safari before 16.4, which would stop the
+  // whole file (copy buttons, finish dialog); there titles only lose their extra break points.
+  var BREAK_AT = null;
+  try {
+    BREAK_AT = new RegExp("(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[-_/.:])(?=\\w)");
+  } catch (error) {
+    BREAK_AT = null;
+  }
   var TITLES = ".card-title, .runbook-title";
 
   function addWordBreaks(root) {
-    if (!root || !root.querySelectorAll) return;
+    if (!BREAK_AT || !root || !root.querySelectorAll) return;
     var titles = Array.prototype.slice.call(root.querySelectorAll(TITLES));
     if (root.matches && root.matches(TITLES)) titles.push(root);
     titles.forEach(function (title) {

@@ -183,7 +183,9 @@ def test_the_incident_path_fits_reads_and_is_accessible(live_server, sized_page,
     answer.wait_for()
     expect(page.locator("#chat-title")).not_to_have_text("New chat")  # the session's title
     last_card = answer.locator(".runbook-card").last
-    for button in last_card.locator(".feedback-button").all():
+    buttons = last_card.locator(".feedback-button").all()
+    assert len(buttons) == 2  # Fits / Does not fit
+    for button in buttons:
         assert button.evaluate(UNCOVERED), f"{button.inner_text()} is hidden or covered after the answer"
     assert last_card.locator(".tag").evaluate(UNCOVERED)
     assert page.evaluate(TITLE_BREAKS, ".card-title") == []

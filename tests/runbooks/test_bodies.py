@@ -6,7 +6,13 @@ import json
 import pytest
 from django.apps import apps as django_apps
 
-from runbooks.bodies import body_without_repeats, runbook_body_fields, split_front_matter
+from runbooks.bodies import (
+    FRONT_MATTER_MAX_CHARS,
+    body_without_repeats,
+    front_matter_fields,
+    runbook_body_fields,
+    split_front_matter,
+)
 from runbooks.embeddings import embedding_hash, runbook_document
 from runbooks.importers import normalise_steps, runbooks_import
 from runbooks.models import Runbook
@@ -102,11 +108,12 @@ def test_front_matter_fills_only_empty_fields_and_adds_tags():
     assert fields["display_title"] == "Nice"
     assert "description" not in fields
     assert fields["tags"] == ["b", "a"]
-    assert fields["front_matter_extra"] == {"slug": "other", "date": "2024-01-02"}
+    # The record's own description wins; the file's is kept, not lost.
+    assert fields["front_matter_extra"] == {"slug": "other", "date": "2024-01-02", "description": "From the file"}
     assert fields["body_markdown"] == "Text\n"
 
 
-@pytest.mark.parametrize("body", ["---\n- a\n- b\n---\nx", "---\ntitle: [unclosed\n---\nx"])
+@pytest.mark.parametrize("body", ["---\ntitle: [unclosed\n---\nx", "---\na: &x 1\nb: *x\n---\nx"])
 def test_unreadable_front_matter_is_an_error(body):
     with pytest.raises(ValueError, match="front matter"):
         split_front_matter(body)
@@ -127,7 +134,7 @@ def test_the_importer_stores_fields_and_the_clean_body(tmp_path):
 @pytest.mark.django_db
 def test_the_importer_reports_bad_front_matter(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps({"slug": "t/x", "title": "X", "body_markdown": "---\n- a\n---\n"}) + "\n")
+    path.write_text(json.dumps({"slug": "t/x", "title": "X", "body_markdown": "---\ntitle: [unclosed\n---\n"}) + "\n")
     report = runbooks_import(paths=[path])
     assert report.count("invalid") == 1 and "body_markdown: front matter" in report.invalid[0].error
 
@@ -180,3 +187,33 @@ def test_the_admin_shows_the_front_matter_fields(client, staff_user, tmp_path):
     html = client.get(f"/admin/runbooks/runbook/{Runbook.objects.get(slug='t/web').pk}/change/").content.decode()
     assert 'value="Web frontend 5xx error rate high"' in html
     assert "weight: 20, aliases: [&quot;/web5xx/&quot;]" in html
+
+
+def test_hostile_front_matter_is_refused_not_expanded_or_crashing():
+    laughs = "---\na: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n---\nbody"
+    deep = "---\nk: " + "[" * 3000 + "]" * 3000 + "\n---\nbody"
+    huge = "---\nk: " + "x" * FRONT_MATTER_MAX_CHARS + "\n---\nbody"
+    for text in (laughs, deep, huge):
+        with pytest.raises(ValueError):
+            split_front_matter(text)
+    # A body that opens with a horizontal rule has no front matter: kept whole.
+    ruled = "---\n\nIntro paragraph\n\n---\nmore"
+    assert split_front_matter(ruled) == ({}, ruled)
+
+
+def test_front_matter_values_are_never_dropped_and_never_overflow_a_column():
+    updates, extra = front_matter_fields(
+        {"description": "From front matter", "title": "T" * 300, "tags": ["ok", "t" * 80]},
+        current={"description": "The record's own", "tags": []},
+    )
+    assert "description" not in updates and extra["description"] == "From front matter"
+    assert "display_title" not in updates and extra["title"] == "T" * 300
+    assert updates["tags"] == ["ok"] and extra["tags"] == ["ok", "t" * 80]
+
+
+def test_a_section_whose_command_differs_from_the_steps_is_kept():
+    steps = [{"title": "Append the marker", "detail": "", "command": "echo 1 >> f"}]
+    body = "## Mitigation\n\n```\necho 1 > f\n```\n"
+    assert body_without_repeats(body, steps=steps, name="X") == body
+    same = "## Mitigation\n\n```\necho 1   >> f\n```\n"
+    assert body_without_repeats(same, steps=steps, name="X") == ""

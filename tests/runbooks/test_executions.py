@@ -172,3 +172,22 @@ def test_finished_run_links_back_to_the_chat_answer_it_came_from(auth_client, us
     auth_client.post(f"/runbooks/{direct.pk}/executions/")
     other = RunbookExecution.objects.get(runbook=direct)
     assert f'href="/runbooks/{direct.pk}/"' in auth_client.get(f"/runbooks/executions/{other.pk}/").content.decode()
+
+
+def test_without_javascript_finish_anyway_keeps_the_note_typed_after_the_warning(auth_client, recommended):
+    runbook, _ = recommended
+    auth_client.post(f"/runbooks/{runbook.pk}/executions/")
+    execution = RunbookExecution.objects.get()
+    warning = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", {"outcome": "failed", "notes": ""})
+    page = warning.content.decode()
+    assert warning.status_code == 400
+    # "Finish anyway" submits the form that holds the notes box, and that form now carries the confirmation.
+    assert 'form="finish-form" name="outcome" value="failed"' in page
+    finish_form = page[page.index('id="finish-form"') :]
+    assert 'name="confirm" value="1"' in finish_form[: finish_form.index("</form>")]
+    assert 'name="notes"' in finish_form[: finish_form.index("</form>")]
+    # What that browser sends: the note typed after the warning, the confirmation and the button's outcome.
+    sent = {"confirm": "1", "notes": "restart did not help", "outcome": "failed"}
+    done = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", sent)
+    assert done.status_code == 302
+    assert RunbookExecution.objects.get().notes == "restart did not help"

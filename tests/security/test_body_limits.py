@@ -287,7 +287,7 @@ def gunicorn():
     env = {**os.environ, "EMBEDDED_PG_DBNAME": connection.settings_dict["NAME"], "GUNICORN_BIND": f"127.0.0.1:{port}",
            "GUNICORN_WORKERS": "1", "STATIC_MANIFEST": "0", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.wsgi"],
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.asgi:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

@@ -5,17 +5,24 @@ LLM (streamed; retrieval-only answer if it fails) -> unpresented runbook links r
 transaction: session, both ChatMessages, AuditLog and one ``presented`` event per runbook ->
 sanitised HTML whose runbook links carry the audit log id and rank.
 
-No database transaction is held while the LLM answers.
+No database transaction is held while the LLM answers, and no thread waits for it: the answer is an
+async generator; the database and embedding work before and after the LLM call runs in the request's
+own thread (``sync_to_async``, thread-sensitive: Django gives each ASGI request one), and the DB
+connection is handed back before the wait. The LLM call needs a slot (llm_gate.py): without one the
+answer is the busy answer. A client that goes away cancels the LLM stream; the audit log records the
+answer as cut short.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +32,9 @@ from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
 from aihelper.chat.prompts import Prompt, RunbookContext, prompt_build
 from aihelper.chat.retrieval import runbooks_find
 from aihelper.chat.selectors import chat_history, chat_session_get
+from aihelper.chat.services.llm_gate import LLMBusy, llm_gate
+from aihelper.chat.services.sync_steps import db_connections_release, run_to_end, sync_step
+from aihelper.core import metrics
 from aihelper.core.redaction import redact, redact_json
 from analytics.services.experiments import experiment_assignment_for
 from audit.details import ActionDetails, PresentedSolution, RetrievalSummary
@@ -36,6 +46,10 @@ from runbooks.search import SearchConfig, SearchOutcome
 logger = logging.getLogger(__name__)
 
 SESSION_TITLE_CHARS = 80
+BUSY_NOTE = (
+    "**The assistant is busy** (many engineers are asking at once), so this answer lists the matching "
+    "runbooks without an AI summary. Ask again in a minute for a full answer.\n\n"
+)
 
 
 class SessionNotFound(Exception):
@@ -105,18 +119,36 @@ def _runbook_contexts(*, outcome: SearchOutcome, solutions: tuple[PresentedSolut
     ]
 
 
-def chat_answer_stream(
-    *,
-    user,
-    message: str,
-    session_id: uuid.UUID | str | None = None,
-    page_context: dict | None = None,
-    source: str = EventSource.DIRECT,
-    provider: LLMProvider | None = None,
-    search_config: SearchConfig | None = None,
-) -> Iterator[AnswerDelta | AnswerReset | ChatAnswer]:
-    """Check the session now (raises SessionNotFound), then return the events of the answer:
-    text deltas, possibly one reset, and finally the recorded ``ChatAnswer``."""
+@dataclass(frozen=True)
+class _Question:
+    """The engineer's question after the edge: session checked, secrets replaced."""
+
+    session: ChatSession | None
+    message: str
+    redactions: tuple[str, ...]
+    page_context: dict
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Everything decided before the LLM is called."""
+
+    outcome: SearchOutcome
+    solutions: tuple[PresentedSolution, ...]
+    prompt: Prompt
+    experiment: str
+    variant: str
+    timings: dict
+
+
+@dataclass(frozen=True)
+class _LLMResult:
+    reply: LLMReply | None
+    error: str
+    degraded_reason: str  # metrics label: "" | "llm_error" | "busy"
+
+
+def _question(*, user, message: str, session_id, page_context: dict | None) -> _Question:
     session = None
     if session_id:
         try:
@@ -126,20 +158,53 @@ def chat_answer_stream(
     # The edge: nothing after this line sees the secrets an engineer pasted (docs/security.md).
     redacted = redact(message.strip())
     context, context_kinds = redact_json(page_context or {})
+    return _Question(session=session, message=redacted.text, redactions=redacted.kinds + context_kinds,
+                     page_context=context)
+
+
+async def achat_answer_stream(
+    *,
+    user,
+    message: str,
+    session_id: uuid.UUID | str | None = None,
+    page_context: dict | None = None,
+    source: str = EventSource.DIRECT,
+    provider: LLMProvider | None = None,
+    search_config: SearchConfig | None = None,
+) -> AsyncIterator[AnswerDelta | AnswerReset | ChatAnswer]:
+    """Check the session now (raises SessionNotFound), then return the events of the answer:
+    text deltas, possibly one reset, and finally the recorded ``ChatAnswer``."""
+    question = await sync_to_async(_question)(
+        user=user, message=message, session_id=session_id, page_context=page_context
+    )
     return _answer_events(
         user=user,
-        message=redacted.text,
-        redactions=redacted.kinds + context_kinds,
-        session=session,
-        page_context=context,
+        question=question,
         source=source,
         provider=provider or llm_provider_get(),
         search_config=search_config,
     )
 
 
-def chat_answer(**kwargs) -> ChatAnswer:
+async def achat_answer(**kwargs) -> ChatAnswer:
     """The same answer without streaming (the JSON API)."""
+    async for event in await achat_answer_stream(**kwargs):
+        if isinstance(event, ChatAnswer):
+            return event
+    raise RuntimeError("the answer stream ended without an answer")
+
+
+async def _all_events(**kwargs) -> list:
+    return [event async for event in await achat_answer_stream(**kwargs)]
+
+
+def chat_answer_stream(**kwargs) -> Iterator[AnswerDelta | AnswerReset | ChatAnswer]:
+    """For synchronous callers (commands, benchmarks, tests): the events of one whole answer, in order."""
+    return iter(run_to_end(_all_events, **kwargs))
+
+
+def chat_answer(**kwargs) -> ChatAnswer:
+    """The same answer without streaming, for synchronous callers."""
     for event in chat_answer_stream(**kwargs):
         if isinstance(event, ChatAnswer):
             return event
@@ -150,74 +215,109 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _answer_events(
-    *,
-    user,
-    message: str,
-    redactions: tuple[str, ...],
-    session: ChatSession | None,
-    page_context: dict,
-    source: str,
-    provider: LLMProvider,
-    search_config: SearchConfig | None,
-) -> Iterator[AnswerDelta | AnswerReset | ChatAnswer]:
+def _prepare(*, user, question: _Question, search_config: SearchConfig | None) -> _Prepared:
     timings: dict = {}
     started = time.perf_counter()
     # An explicit config (tests, benchmarks) wins; otherwise the user's experiment variant applies.
     assignment = experiment_assignment_for(user=user) if search_config is None else None
     config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
-    outcome = runbooks_find(query=message, user=user, limit=config.max_recommended, config=config)
+    outcome = runbooks_find(query=question.message, user=user, limit=config.max_recommended, config=config)
     timings["retrieval"] = _ms(started)
 
     started = time.perf_counter()
     solutions = _solutions(outcome=outcome, user=user)
     prompt: Prompt = prompt_build(
         question=outcome.query,
-        history=chat_history(session=session),
+        history=chat_history(session=question.session),
         runbooks=_runbook_contexts(outcome=outcome, solutions=solutions),
         strategy=outcome.strategy,
     )
     timings["prompt"] = _ms(started)
+    db_connections_release()
+    return _Prepared(
+        outcome=outcome, solutions=solutions, prompt=prompt, timings=timings,
+        experiment=assignment.experiment if assignment else "", variant=assignment.variant if assignment else "",
+    )
 
+
+async def _provider_chunks(provider, prompt: Prompt) -> AsyncIterator[str | LLMReply]:
+    if hasattr(provider, "astream"):
+        async for chunk in provider.astream(prompt=prompt):
+            yield chunk
+        return
+    # A provider with only a synchronous ``stream`` (test doubles): each step runs in a worker thread.
+    chunks = provider.stream(prompt=prompt)
+    done = object()
+    while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, done)) is not done:
+        yield chunk
+
+
+async def _answer_events(
+    *,
+    user,
+    question: _Question,
+    source: str,
+    provider: LLMProvider,
+    search_config: SearchConfig | None,
+) -> AsyncIterator[AnswerDelta | AnswerReset | ChatAnswer]:
+    prepared = await sync_step(_prepare, user=user, question=question, search_config=search_config)
     started = time.perf_counter()
     reply: LLMReply | None = None
-    error = ""
-    streamed = False
+    streamed: list[str] = []
+    error, reason = "", ""
     try:
-        for chunk in provider.stream(prompt=prompt):
-            if isinstance(chunk, LLMReply):
-                reply = chunk
-            else:
-                streamed = True
-                yield AnswerDelta(chunk)
-        if reply is None:
-            raise LLMError("malformed reply: the provider returned no answer")
+        async with llm_gate.slot(user_key=user.pk):
+            async for chunk in _provider_chunks(provider, prepared.prompt):
+                if isinstance(chunk, LLMReply):
+                    reply = chunk
+                else:
+                    streamed.append(chunk)
+                    yield AnswerDelta(chunk)
+            if reply is None:
+                raise LLMError("malformed reply: the provider returned no answer")
+    except LLMBusy as exc:
+        error, reason = exc.reason, "busy"
     except LLMError as exc:
-        error = exc.reason
+        error, reason = exc.reason, "llm_error"
+    except (asyncio.CancelledError, GeneratorExit):
+        # The client went away (Django cancels the request's task; or the response is closed mid-stream):
+        # leaving the ``async with`` of the SDK stream above closed the HTTP stream, so generation stopped.
+        metrics.LLM_CALL_SECONDS.labels(provider=provider.name, outcome="cancelled").observe(
+            time.perf_counter() - started
+        )
+        await asyncio.shield(sync_step(
+            _record_cut_short, user=user, question=question, prepared=prepared, source=source, provider=provider,
+            partial="".join(streamed), llm_ms=_ms(started),
+        ))
+        raise
     except Exception as exc:  # noqa: BLE001 - an LLM failure must never become a 500
         logger.exception("LLM provider %s failed", provider.name)
-        error = f"unexpected error: {type(exc).__name__}"
-    degraded = bool(error)
-    if degraded:
+        error, reason = f"unexpected error: {type(exc).__name__}", "llm_error"
+    if reason != "busy":
+        metrics.LLM_CALL_SECONDS.labels(provider=provider.name, outcome="error" if error else "ok").observe(
+            time.perf_counter() - started
+        )
+    if reason == "llm_error":
+        metrics.LLM_ERRORS.labels(provider=provider.name, kind=metrics.error_kind(error)).inc()
+    if error:
         logger.warning("degraded answer (%s): %s", provider.name, error)
         if streamed:
             yield AnswerReset(error)
-        markdown = retrieval_answer(prompt=prompt)
-    else:
-        markdown = reply.text
-    timings["llm"] = _ms(started)
+    result = _LLMResult(reply=reply, error=error, degraded_reason=reason)
+    yield await sync_step(
+        _record, user=user, question=question, prepared=prepared, source=source, provider=provider, result=result,
+        llm_ms=_ms(started),
+    )
 
-    started = time.perf_counter()
-    markdown, links_removed = answer_links_filter(markdown=markdown, presented_ids={s.id for s in solutions})
-    timings["render"] = _ms(started)
 
-    started = time.perf_counter()
-    details = ActionDetails(
+def _details(*, question: _Question, prepared: _Prepared, solutions, links_removed: int) -> ActionDetails:
+    outcome = prepared.outcome
+    return ActionDetails(
         solutions=solutions,
         presentation_strategy=outcome.strategy,
         threshold=outcome.threshold,
-        experiment=assignment.experiment if assignment else "",
-        variant=assignment.variant if assignment else "",
+        experiment=prepared.experiment,
+        variant=prepared.variant,
         retrieval=RetrievalSummary(
             timings_ms=outcome.timings_ms,
             degraded=outcome.degraded,
@@ -226,31 +326,68 @@ def _answer_events(
             candidates=len(outcome.results),
         ),
         links_removed=links_removed,
-        page_context=page_context,
-        prompt_messages=len(prompt.messages),
-        redactions=redactions,
+        page_context=question.page_context,
+        prompt_messages=len(prepared.prompt.messages),
+        redactions=question.redactions,
     )
+
+
+def _record_cut_short(
+    *, user, question: _Question, prepared: _Prepared, source: str, provider: LLMProvider, partial: str,
+    llm_ms: float,
+) -> None:
+    """The audit log of an answer whose reader left mid-stream: what was streamed, nothing presented (the
+    runbook cards come only with the finished answer), no chat messages; ``degraded`` with the reason."""
+    markdown, links_removed = answer_links_filter(
+        markdown=partial, presented_ids={s.id for s in prepared.solutions}
+    )
+    details = _details(question=question, prepared=prepared, solutions=(), links_removed=links_removed)
+    error = f"cut short: the client disconnected after {len(partial)} characters of the answer"
+    with transaction.atomic():
+        audit_log = audit_log_create(
+            user=user, session=question.session, query=question.message, response=markdown, details=details,
+            source=source, llm_provider=provider.name, llm_model=provider.model or "", latency_ms=int(llm_ms),
+            degraded=True, error=error, page_context=question.page_context,
+        )
+    metrics.ANSWERS.labels(strategy=prepared.outcome.strategy, degraded_reason="cut_short").inc()
+    logger.info("chat answer cut short", extra={"audit_log_id": str(audit_log.pk), "provider": provider.name,
+                                                "streamed_chars": len(partial)})
+
+
+def _record(
+    *, user, question: _Question, prepared: _Prepared, source: str, provider: LLMProvider, result: _LLMResult,
+    llm_ms: float,
+) -> ChatAnswer:
+    outcome, solutions, prompt, reply = prepared.outcome, prepared.solutions, prepared.prompt, result.reply
+    timings = {**prepared.timings, "llm": llm_ms}
+    if result.degraded_reason == "busy":
+        markdown = BUSY_NOTE + retrieval_answer(prompt=prompt)
+    elif result.error:
+        markdown = retrieval_answer(prompt=prompt)
+    else:
+        markdown = reply.text
+
+    started = time.perf_counter()
+    markdown, links_removed = answer_links_filter(markdown=markdown, presented_ids={s.id for s in solutions})
+    timings["render"] = _ms(started)
+
+    started = time.perf_counter()
+    details = _details(question=question, prepared=prepared, solutions=solutions, links_removed=links_removed)
     # Keyword-only retrieval (embedding model down) also marks the answer degraded, with the reason.
-    answer_degraded = degraded or outcome.degraded
-    answer_error = "; ".join(reason for reason in (error, outcome.degraded_reason) if reason)
+    answer_degraded = bool(result.error) or outcome.degraded
+    answer_error = "; ".join(reason for reason in (result.error, outcome.degraded_reason) if reason)
+    session = question.session
+    message = question.message
     with transaction.atomic():
         if session is None:
             session = ChatSession.objects.create(user=user, title=message[:SESSION_TITLE_CHARS])
         audit_log = audit_log_create(
-            user=user,
-            session=session,
-            query=message,
-            response=markdown,
-            details=details,
-            source=source,
-            llm_provider=provider.name,
-            llm_model=(reply.model if reply else provider.model) or "",
+            user=user, session=session, query=message, response=markdown, details=details, source=source,
+            llm_provider=provider.name, llm_model=(reply.model if reply else provider.model) or "",
             input_tokens=reply.input_tokens if reply else None,
             output_tokens=reply.output_tokens if reply else None,
-            latency_ms=reply.latency_ms if reply else int(timings["llm"]),
-            degraded=answer_degraded,
-            error=answer_error,
-            page_context=page_context,
+            latency_ms=reply.latency_ms if reply else int(llm_ms),
+            degraded=answer_degraded, error=answer_error, page_context=question.page_context,
         )
         ChatMessage.objects.bulk_create(
             [
@@ -262,10 +399,12 @@ def _answer_events(
     timings["write"] = _ms(started)
 
     started = time.perf_counter()
-    html, unwrapped = answer_html(
-        markdown=markdown, ranks=details.ranks(), audit_log_id=audit_log.pk
-    )
+    html, unwrapped = answer_html(markdown=markdown, ranks=details.ranks(), audit_log_id=audit_log.pk)
     timings["render"] = round(timings["render"] + _ms(started), 2)
+    metrics.ANSWERS.labels(
+        strategy=outcome.strategy,
+        degraded_reason=result.degraded_reason or ("retrieval" if outcome.degraded else "none"),
+    ).inc()
     # Timings and outcome only: never the question, the answer or anything secret at INFO.
     logger.info(
         "chat answer",
@@ -280,13 +419,13 @@ def _answer_events(
             "output_tokens": reply.output_tokens if reply else None,
         },
     )
-    yield ChatAnswer(
+    return ChatAnswer(
         session=session,
         audit_log=audit_log,
         answer_markdown=markdown,
         answer_html=html,
         user_message=message,
-        redactions=redactions,
+        redactions=question.redactions,
         solutions=solutions,
         presentation_strategy=outcome.strategy,
         degraded=answer_degraded,

@@ -1,0 +1,161 @@
+"""The cap on LLM calls in flight: per worker process, and per user within it.
+
+An answer asks for a slot before calling the model. A free slot is taken at once; otherwise the answer
+waits in a short queue (``LLM_QUEUE_WAIT_SECONDS``, at most ``LLM_QUEUE_MAX`` waiting) and, when none
+frees in time, gets the busy answer (retrieval only, with a note) instead of waiting for someone
+else's answer to finish. A user who already has ``LLM_MAX_IN_FLIGHT_PER_USER`` calls running gets the
+busy answer at once: one engineer cannot take the whole cap.
+
+Per process, not per instance: each gunicorn worker has its own counters, so an instance allows
+workers x ``LLM_MAX_IN_FLIGHT``. That needs no shared state on the path of every answer; a per-instance
+(or fleet-wide) budget would live in PostgreSQL or the API gateway. The counters are guarded by a
+thread lock because a synchronous caller (tests, the development server) runs each answer in an
+event loop of its own; waiting is a short poll, never a blocked thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from aihelper.core import metrics
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+
+
+class LLMBusy(Exception):
+    """No slot for this call: ``reason`` goes to the audit log and the metrics."""
+
+    def __init__(self, reason: str, *, kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind  # "cap", "queue_full" or "user_cap"
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    in_flight: int
+    waiting: int
+    cap: int
+    per_user_cap: int
+    queue_max: int
+    queue_wait_seconds: float
+
+    def to_json(self) -> dict:
+        return {
+            "in_flight": self.in_flight,
+            "waiting": self.waiting,
+            "cap": self.cap,
+            "per_user_cap": self.per_user_cap,
+            "queue_max": self.queue_max,
+            "queue_wait_seconds": self.queue_wait_seconds,
+            "scope": "per worker process",
+        }
+
+
+class LLMGate:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._waiting = 0
+        self._per_user: Counter = Counter()
+
+    def status(self) -> GateStatus:
+        with self._lock:
+            return GateStatus(
+                in_flight=self._in_flight,
+                waiting=self._waiting,
+                cap=settings.LLM_MAX_IN_FLIGHT,
+                per_user_cap=settings.LLM_MAX_IN_FLIGHT_PER_USER,
+                queue_max=settings.LLM_QUEUE_MAX,
+                queue_wait_seconds=settings.LLM_QUEUE_WAIT_SECONDS,
+            )
+
+    def _try_take(self, user_key) -> str:
+        """'' when a slot was taken, else why not ('cap' or 'user_cap')."""
+        with self._lock:
+            if self._per_user[user_key] >= settings.LLM_MAX_IN_FLIGHT_PER_USER:
+                return "user_cap"
+            if self._in_flight >= settings.LLM_MAX_IN_FLIGHT:
+                return "cap"
+            self._in_flight += 1
+            self._per_user[user_key] += 1
+            metrics.LLM_IN_FLIGHT.set(self._in_flight)
+            return ""
+
+    def _release(self, user_key) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._per_user[user_key] -= 1
+            if self._per_user[user_key] <= 0:
+                del self._per_user[user_key]
+            metrics.LLM_IN_FLIGHT.set(self._in_flight)
+
+    def _enqueue(self) -> bool:
+        with self._lock:
+            if self._waiting >= settings.LLM_QUEUE_MAX:
+                return False
+            self._waiting += 1
+            metrics.LLM_QUEUE_DEPTH.set(self._waiting)
+            return True
+
+    def _dequeue(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+            metrics.LLM_QUEUE_DEPTH.set(self._waiting)
+
+    async def _acquire(self, user_key) -> None:
+        refused = self._try_take(user_key)
+        if refused == "user_cap":
+            limit = settings.LLM_MAX_IN_FLIGHT_PER_USER
+            raise LLMBusy(f"busy: this user already has {limit} answers in progress", kind="user_cap")
+        if not refused:
+            return
+        if not self._enqueue():
+            raise LLMBusy(f"busy: {settings.LLM_MAX_IN_FLIGHT} LLM calls in flight and the queue is full",
+                          kind="queue_full")
+        try:
+            deadline = time.monotonic() + settings.LLM_QUEUE_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                await asyncio.sleep(POLL_SECONDS)
+                refused = self._try_take(user_key)
+                if not refused:
+                    return
+        finally:
+            self._dequeue()
+        raise LLMBusy(
+            f"busy: {settings.LLM_MAX_IN_FLIGHT} LLM calls in flight; no slot within "
+            f"{settings.LLM_QUEUE_WAIT_SECONDS:g} s",
+            kind=refused,
+        )
+
+    @asynccontextmanager
+    async def slot(self, *, user_key):
+        """Hold one LLM slot for the body of the ``async with``; raises ``LLMBusy`` when none is free."""
+        try:
+            await self._acquire(user_key)
+        except LLMBusy as exc:
+            metrics.LLM_CAP_REJECTIONS.labels(kind=exc.kind).inc()
+            status = self.status()
+            logger.warning(
+                "llm cap reached",
+                extra={"kind": exc.kind, "in_flight": status.in_flight, "waiting": status.waiting,
+                       "cap": status.cap, "per_user_cap": status.per_user_cap},
+            )
+            raise
+        try:
+            yield
+        finally:
+            self._release(user_key)
+
+
+llm_gate = LLMGate()

@@ -1,0 +1,126 @@
+"""The cap on LLM calls in flight (per process, per user), its short queue and the busy answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from aihelper.chat.services.llm_gate import LLMBusy, LLMGate, llm_gate
+from aihelper.chat.services.orchestrator import BUSY_NOTE, achat_answer
+from aihelper.core import metrics
+from audit.models import AuditLog
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cap_of_one(settings):
+    settings.LLM_MAX_IN_FLIGHT = 1
+    settings.LLM_MAX_IN_FLIGHT_PER_USER = 1
+    settings.LLM_QUEUE_MAX = 4
+    settings.LLM_QUEUE_WAIT_SECONDS = 0.2
+
+
+def _while_held(user_key, coroutine_factory, *, release_after: float | None = None):
+    """Run ``coroutine_factory()`` while someone (``user_key``) holds an LLM slot of the process-wide gate."""
+
+    async def scenario():
+        held, done = asyncio.Event(), asyncio.Event()
+
+        async def holder():
+            async with llm_gate.slot(user_key=user_key):
+                held.set()
+                if release_after is None:
+                    await done.wait()
+                else:
+                    await asyncio.sleep(release_after)
+
+        task = asyncio.create_task(holder())
+        await held.wait()
+        try:
+            started = time.perf_counter()
+            result = await coroutine_factory()
+            return result, time.perf_counter() - started
+        finally:
+            done.set()
+            await task
+
+    return async_to_sync(scenario)()
+
+
+def _rejections(kind: str) -> float:
+    return metrics.LLM_CAP_REJECTIONS.labels(kind=kind)._value.get()
+
+
+def test_beyond_the_cap_the_busy_answer_comes_fast(user, other_user, library, recommend_all, fake_anthropic,
+                                                  cap_of_one):
+    before = _rejections("cap")
+    answer, seconds = _while_held(other_user.pk, lambda: achat_answer(user=user, message="node disk is full"))
+    assert seconds < 1.0, "no hang: the queue wait (0.2 s) and the retrieval only"
+    assert answer.degraded and answer.answer_markdown.startswith(BUSY_NOTE.strip().split("\n")[0])
+    assert "NodeDiskFull" in answer.answer_markdown and answer.solutions  # the retrieval-only answer
+    log = AuditLog.objects.get(pk=answer.audit_log.pk)
+    assert log.degraded and log.error.startswith("busy:")
+    assert fake_anthropic.requests == [], "the model was not called"
+    assert _rejections("cap") == before + 1
+    assert llm_gate.status().in_flight == 0 and llm_gate.status().waiting == 0
+
+
+def test_a_slot_freed_within_the_queue_wait_gives_a_full_answer(user, other_user, library, recommend_all,
+                                                                fake_anthropic, cap_of_one, settings):
+    settings.LLM_QUEUE_WAIT_SECONDS = 2.0
+    answer, _ = _while_held(other_user.pk, lambda: achat_answer(user=user, message="node disk is full"),
+                            release_after=0.3)
+    assert not answer.degraded and len(fake_anthropic.requests) == 1
+
+
+def test_one_user_cannot_take_the_whole_cap(user, library, recommend_all, fake_anthropic, cap_of_one, settings):
+    settings.LLM_MAX_IN_FLIGHT = 10
+    answer, seconds = _while_held(user.pk, lambda: achat_answer(user=user, message="node disk is full"))
+    assert answer.degraded and "answers in progress" in AuditLog.objects.get(pk=answer.audit_log.pk).error
+    assert seconds < 1.0 and fake_anthropic.requests == []
+
+
+def test_a_full_queue_is_refused_at_once(settings):
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 1, 0, 5.0
+    gate = LLMGate()
+
+    async def scenario():
+        async with gate.slot(user_key="a"):
+            started = time.perf_counter()
+            with pytest.raises(LLMBusy) as refused:
+                async with gate.slot(user_key="b"):
+                    pass
+            return refused.value.kind, time.perf_counter() - started
+
+    kind, seconds = async_to_sync(scenario)()
+    assert kind == "queue_full" and seconds < 0.1
+    assert gate.status().in_flight == 0
+
+
+def test_queue_depth_is_counted_while_waiting(settings):
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 1, 5, 0.3
+    gate = LLMGate()
+
+    async def scenario():
+        async with gate.slot(user_key="a"):
+            waiters = [asyncio.create_task(gate.slot(user_key=f"w{i}").__aenter__()) for i in range(3)]
+            await asyncio.sleep(0.1)
+            depth = gate.status().waiting
+            results = await asyncio.gather(*waiters, return_exceptions=True)
+        return depth, results
+
+    depth, results = async_to_sync(scenario)()
+    assert depth == 3
+    assert all(isinstance(result, LLMBusy) and result.kind == "cap" for result in results)
+    assert gate.status().waiting == 0
+
+
+def test_readyz_shows_the_cap_and_the_queue(client, settings):
+    settings.LLM_MAX_IN_FLIGHT = 7
+    llm = client.get("/readyz").json()["llm"]
+    assert llm["cap"] == 7 and llm["in_flight"] == 0 and llm["waiting"] == 0
+    assert llm["scope"] == "per worker process"
