@@ -120,3 +120,11 @@ def test_detail_never_shows_front_matter_or_repeats_the_steps(auth_client):
     html = auth_client.get(reverse("runbooks:detail", args=[runbook.pk])).content.decode()
     assert "title: NodeDiskFull" not in html and "weight" not in html
     assert html.count("df -h /") == 1 and "The disk is full." in html
+
+
+def test_the_readable_title_from_front_matter_is_shown_under_the_alert_name(auth_client):
+    named = RunbookFactory(name="NodeDiskFull", display_title="Node disk almost full")
+    same = RunbookFactory(name="Disk full", display_title="Disk full")
+    html = auth_client.get(reverse("runbooks:detail", args=[named.pk])).content.decode()
+    assert '<p class="subtitle">Node disk almost full</p>' in html
+    assert 'class="subtitle"' not in auth_client.get(reverse("runbooks:detail", args=[same.pk])).content.decode()
