@@ -18,22 +18,11 @@ from collections import Counter
 
 import numpy as np
 from _setup import dev_queries, django_setup, load_corpus
+from fit_confidence import ece
 
 STRATEGIES = ("no_solutions", "single_solution", "primary_plus_one", "multiple_options", "experimental_options")
 
 SCALE_TARGET = 10_000
-
-
-def ece(pairs, bins=10) -> float:
-    """Expected calibration error over (confidence, correct) pairs of the top 5 results per query."""
-    if not pairs:
-        return float("nan")
-    total = 0.0
-    for b in range(bins):
-        chunk = [(c, y) for c, y in pairs if min(int(c * bins), bins - 1) == b]
-        if chunk:
-            total += abs(statistics.fmean(c for c, _ in chunk) - statistics.fmean(y for _, y in chunk)) * len(chunk)
-    return total / len(pairs)
 
 
 class BM25:

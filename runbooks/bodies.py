@@ -82,25 +82,23 @@ def _words(text: str) -> str:
     return " ".join(_WORD.findall(text.lower()))
 
 
-def _step_words(steps: Sequence) -> str:
+def _step_parts(steps: Sequence) -> list[str]:
     parts = []
     for step in steps:
         if isinstance(step, str):
             parts.append(step)
         elif isinstance(step, Mapping):
             parts.extend(str(step.get(key) or "") for key in ("title", "detail", "command"))
-    return f" {_words(' '.join(parts))} "
+    return parts
+
+
+def _step_words(steps: Sequence) -> str:
+    return f" {_words(' '.join(_step_parts(steps)))} "
 
 
 def _step_text(steps: Sequence) -> str:
     """Every step's text with runs of white space made one space (code blocks are matched against it)."""
-    parts = []
-    for step in steps:
-        if isinstance(step, str):
-            parts.append(step)
-        elif isinstance(step, Mapping):
-            parts.extend(str(step.get(key) or "") for key in ("title", "detail", "command"))
-    return " ".join(" ".join(parts).split())
+    return " ".join(" ".join(_step_parts(steps)).split())
 
 
 def _blocks(lines: Sequence[str]) -> list[tuple[bool, str]]:

