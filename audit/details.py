@@ -38,6 +38,10 @@ class PresentedSolution:
     success_samples: int = 0
     can_execute: bool = False
     url: str = ""
+    # True: kept from earlier in the conversation (a follow-up), not retrieved for this turn's own words.
+    carried_over: bool = False
+    # Runbook.version at answer time: the text the engineer was shown (0: recorded before versions).
+    runbook_version: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", str(self.id))
@@ -64,6 +68,8 @@ class PresentedSolution:
             success_samples=int(data.get("success_samples") or 0),
             can_execute=bool(data.get("can_execute")),
             url=str(data.get("url") or ""),
+            carried_over=bool(data.get("carried_over")),
+            runbook_version=int(data.get("runbook_version") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -79,6 +85,8 @@ class PresentedSolution:
             "success_samples": self.success_samples,
             "can_execute": self.can_execute,
             "url": self.url,
+            "carried_over": self.carried_over,
+            "runbook_version": self.runbook_version,
         }
 
 
@@ -116,6 +124,39 @@ class RetrievalSummary:
         }
 
 
+TURN_KINDS = ("new", "continuation", "follow_up", "reference", "shift", "small_talk")
+
+
+@dataclass(frozen=True)
+class ConversationTurn:
+    """How a chat turn used its conversation: the kind of turn and the query its search really ran."""
+
+    kind: str = "new"  # one of TURN_KINDS
+    effective_query: str = ""
+    # Set for "reference" turns: the rank in the previous answer / step number the message pointed at.
+    referenced_rank: int | None = None
+    referenced_step: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ConversationTurn:
+        data = data or {}
+        rank, step = data.get("referenced_rank"), data.get("referenced_step")
+        return cls(
+            kind=str(data.get("kind") or "new"),
+            effective_query=str(data.get("effective_query") or ""),
+            referenced_rank=None if rank is None else int(rank),
+            referenced_step=None if step is None else int(step),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "effective_query": self.effective_query,
+            "referenced_rank": self.referenced_rank,
+            "referenced_step": self.referenced_step,
+        }
+
+
 @dataclass(frozen=True)
 class ActionDetails:
     """Everything an answer presented and how it was produced; stored as ``AuditLog.ai_action_details``."""
@@ -131,6 +172,7 @@ class ActionDetails:
     prompt_messages: int = 0
     # Kinds of the secrets removed from the engineer's message and page context (never the values).
     redactions: tuple[str, ...] = ()
+    conversation: ConversationTurn = field(default_factory=ConversationTurn)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "solutions", tuple(self.solutions))
@@ -166,6 +208,7 @@ class ActionDetails:
             page_context=data.get("page_context") or {},
             prompt_messages=int(prompt.get("messages") or 0),
             redactions=tuple(str(kind) for kind in data.get("redactions") or ()),
+            conversation=ConversationTurn.from_json(data.get("conversation")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -181,4 +224,5 @@ class ActionDetails:
             "page_context": dict(self.page_context),
             "prompt": {"messages": self.prompt_messages, "history_messages": max(0, self.prompt_messages - 1)},
             "redactions": list(self.redactions),
+            "conversation": self.conversation.to_json(),
         }

@@ -136,18 +136,23 @@ def _keyword_query(words: list[str]) -> SearchQuery | None:
     return query
 
 
-def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig) -> Candidates:
+def runbook_candidates(
+    *, text: str, base: QuerySet, config: SearchConfig, extra_ids: Sequence[uuid.UUID] = ()
+) -> Candidates:
     """Candidates from the vector (HNSW) and title full-text legs; raises nothing on odd text.
 
     Candidates: the top ``config.candidates`` by cosine distance (HNSW) and the top ``config.candidates``
     by ts_rank on the small title/tags vector, matched with the query's selective words only. The
     keyword feature (ts_rank on the full document vector, all words) is then computed for that union
     alone, so no query ranks thousands of rows. The embedding failing degrades to keyword-only search
-    (``degraded_reason`` says why); the full document vector then also finds candidates.
+    (``degraded_reason`` says why); the full document vector then also finds candidates. ``extra_ids``
+    (runbooks a conversation already has in play) are candidates too when ``base`` lets the user see
+    them, with their semantic similarity computed directly.
     """
     timings: dict[str, float] = {}
     degraded_reason = ""
     semantic: dict[uuid.UUID, float] = {}
+    vector = None
     started = time.perf_counter()
     try:
         vector = get_embedder().embed_query(text)
@@ -186,12 +191,19 @@ def runbook_candidates(*, text: str, base: QuerySet, config: SearchConfig) -> Ca
     timings["keyword_ms"] = round((time.perf_counter() - started) * 1000, 2)
 
     started = time.perf_counter()
-    ids = list(dict.fromkeys([*semantic, *found]))
+    extra = [pk for pk in extra_ids if pk not in semantic]
+    ids = list(dict.fromkeys([*semantic, *found, *extra_ids]))
     everything = _keyword_query(words)
     rows = base.filter(pk__in=ids).defer("embedding", "search_vector", "body_markdown")
     if everything is not None:
         rows = rows.annotate(keyword_rank=SearchRank(F("search_vector"), everything, normalization=32))
+    if extra and vector is not None:
+        rows = rows.annotate(distance=CosineDistance("embedding", vector))
     runbooks = {runbook.pk: runbook for runbook in rows}
+    for pk in extra:
+        distance = getattr(runbooks.get(pk), "distance", None)
+        if distance is not None:
+            semantic[pk] = 1.0 - float(distance)
     keyword = {pk: float(getattr(runbook, "keyword_rank", 0.0) or 0.0) for pk, runbook in runbooks.items()}
     top_keyword = max(keyword.values(), default=0.0) or 1.0
     query_terms = lexical_terms(text)
@@ -274,9 +286,12 @@ def runbook_search(
     limit: int = 10,
     config: SearchConfig | None = None,
     feedback_scores: FeedbackScores | None = None,
+    extra_ids: Sequence[uuid.UUID] = (),
 ) -> SearchOutcome:
     """Hybrid search over the runbooks ``user`` may see. Without ``feedback_scores`` no learned
-    feedback is used (its logit term is 0, as for a runbook nothing was learned about)."""
+    feedback is used (its logit term is 0, as for a runbook nothing was learned about). Each of
+    ``extra_ids`` the user may see is scored against this query and kept in the results even beyond
+    ``limit`` (a conversation's runbooks in play); one the user may not see is never fetched."""
     config = config or SearchConfig.from_settings()
     text = (query or "").strip()
     if not text:
@@ -284,7 +299,7 @@ def runbook_search(
     truncated = len(text) > config.max_query_chars
     text = text[: config.max_query_chars]
 
-    found = runbook_candidates(text=text, base=visible_runbooks(user), config=config)
+    found = runbook_candidates(text=text, base=visible_runbooks(user), config=config, extra_ids=extra_ids)
     candidates = found.candidates
     started = time.perf_counter()
     stats = runbook_success_stats([candidate.pk for candidate in candidates])
@@ -321,7 +336,8 @@ def runbook_search(
                 finished=finished,
             )
         )
-    ranked = sorted(scored, key=lambda item: item.order_key)[:limit]
+    ranked = sorted(scored, key=lambda item: item.order_key)
+    ranked = ranked[:limit] + [item for item in ranked[limit:] if item.candidate.pk in set(extra_ids)]
     results = tuple(_result(item, rank=position, config=config) for position, item in enumerate(ranked, start=1))
     recommended = [result.confidence for result in results if result.recommended]
     timings = {**found.timings_ms, "score_ms": round((time.perf_counter() - started) * 1000, 2)}

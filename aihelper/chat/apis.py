@@ -18,6 +18,7 @@ from aihelper.chat.selectors import chat_messages_display, chat_session_get, cha
 from aihelper.chat.services.orchestrator import SessionNotFound, achat_answer
 from aihelper.core.api_errors import ERROR_BODY
 from aihelper.core.api_limits import TEXT_RULE, LimitedJSONParser
+from audit.details import TURN_KINDS
 from audit.models import EventSource
 from runbooks.search import InvalidQuery
 
@@ -78,6 +79,19 @@ class SolutionSerializer(serializers.Serializer):
     success_rate = serializers.FloatField(allow_null=True)
     url = serializers.CharField()
     can_execute = serializers.BooleanField()
+    carried_over = serializers.BooleanField(
+        help_text="Kept from earlier in the conversation (a follow-up), not retrieved for this message's own words."
+    )
+
+
+class ConversationTurnSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=TURN_KINDS,
+        help_text="new | continuation | follow_up | reference | shift | small_talk (docs/retrieval.md, Conversations).",
+    )
+    effective_query = serializers.CharField(help_text="The text the search ran for this turn.")
+    referenced_rank = serializers.IntegerField(allow_null=True, help_text="'the second one' -> 2.")
+    referenced_step = serializers.IntegerField(allow_null=True, help_text="'step 3' -> 3 (-1: the last step).")
 
 
 class ChatThrottle(UserRateThrottle):
@@ -100,6 +114,7 @@ class QueryApi(AsyncAPIView):
         answer_markdown = serializers.CharField()
         answer_html = serializers.CharField()
         solutions = SolutionSerializer(many=True)
+        conversation = ConversationTurnSerializer(source="turn")
         presentation_strategy = serializers.CharField()
         degraded = serializers.BooleanField()
         provider = serializers.CharField()

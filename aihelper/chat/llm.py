@@ -9,6 +9,7 @@ consuming task (the client went away) closes the HTTP stream, so the model stops
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ import anthropic
 from django.conf import settings
 
 from aihelper.chat.prompts import Prompt, RunbookContext
+from aihelper.chat.turns import turn_cues
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,45 @@ def _why(runbook: RunbookContext) -> str:
     return description if len(description) <= 240 else description[:239] + "…"
 
 
+_FIXED = re.compile(r"\b(?:fixed|solved|resolved|worked|works now|all good|did it)\b", re.IGNORECASE)
+CONTINUING_KINDS = ("follow_up", "continuation", "reference", "small_talk")
+
+
+def _continuing_answer(prompt: Prompt) -> str:
+    """A follow-up about the runbook under discussion: the part it asks about, not the whole list again."""
+    first, others = prompt.runbooks[0], prompt.runbooks[1:]
+    cues = turn_cues(prompt.question)
+    carried = " (from earlier in this conversation)" if first.solution.carried_over else ""
+    if prompt.turn.kind == "small_talk":
+        opening = (
+            "Good to hear it is fixed. If you ran the runbook, record the outcome on its execution page so the "
+            "next engineer sees it worked." if _FIXED.search(prompt.question) else "Take your time."
+        )
+        return f"{opening}\n\nStill open in this conversation: {_runbook_link(first)}{carried}."
+    parts = [f"About {_runbook_link(first)}{carried}:", f"*{_runbook_facts(first)}*"]
+    if cues.owner:
+        owners = ", ".join(f"{label}: {value}" for label, value in (("service", first.service),
+                                                                  ("category", first.category)) if value)
+        parts.append(f"Owning service and category — {owners}. The runbook page names who may run it."
+                     if owners else "The runbook does not name an owner; its page says who may run it.")
+    if first.part is not None:
+        parts.append(f"#### {first.part.heading}\n\n{first.part.text}")
+    elif not cues.owner:
+        steps = _first_steps(first, count=3)
+        parts.append("First steps:\n\n" + "\n".join(steps) if steps else f"Why it matches: {_why(first)}")
+    if others:
+        parts.append("Also in play: " + ", ".join(_runbook_link(runbook) for runbook in others) + ".")
+    parts.append("Open the runbook for every step; nothing has been executed.")
+    return "\n\n".join(parts)
+
+
 def retrieval_answer(*, prompt: Prompt) -> str:
     """The answer built from retrieval alone: the offline provider and the degraded mode both use it."""
     runbooks = prompt.runbooks
+    if runbooks and prompt.strategy != "no_solutions" and prompt.turn.kind in CONTINUING_KINDS and (
+        runbooks[0].solution.carried_over or prompt.turn.kind != "follow_up"
+    ):
+        return _continuing_answer(prompt)
     if prompt.strategy == "no_solutions" or not runbooks:
         return (
             "**No matching runbook.** None of the runbooks you can see matches this problem closely enough "
@@ -104,6 +142,9 @@ def retrieval_answer(*, prompt: Prompt) -> str:
         ),
     }.get(prompt.strategy, "These runbooks match:")
     parts = [intro]
+    if prompt.turn.kind == "shift" and prompt.previous_title:
+        title = prompt.previous_title.replace("*", "")
+        parts.insert(0, f"**New topic.** This looks like a different problem from *{title}*.")
     for runbook in runbooks:
         label = ""
         if prompt.strategy == "primary_plus_one":

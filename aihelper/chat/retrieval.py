@@ -7,11 +7,17 @@ on the top layer, is the one place that wires the two together for the chat, the
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
 from analytics.selectors import runbook_feedback_scores
 from runbooks.search import SearchConfig, SearchOutcome, runbook_search
 
 
-def runbooks_find(*, query: str, user, limit: int = 10, config: SearchConfig | None = None) -> SearchOutcome:
+def runbooks_find(
+    *, query: str, user, limit: int = 10, config: SearchConfig | None = None, extra_ids: Sequence[uuid.UUID] = ()
+) -> SearchOutcome:
     return runbook_search(
-        query=query, user=user, limit=limit, config=config, feedback_scores=runbook_feedback_scores
+        query=query, user=user, limit=limit, config=config, feedback_scores=runbook_feedback_scores,
+        extra_ids=extra_ids,
     )

@@ -87,3 +87,30 @@ def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
             )
         )
     return views
+
+
+CONTEXT_TURNS = 4
+
+
+@dataclass(frozen=True)
+class PastTurn:
+    """One earlier exchange of the session as retrieval needs it: the engineer's message (secrets already
+    replaced) and what the answer presented."""
+
+    query: str
+    solutions: tuple[PresentedSolution, ...]
+
+
+def conversation_past_turns(*, session: ChatSession | None, turns: int = CONTEXT_TURNS) -> list[PastTurn]:
+    """The last ``turns`` answered exchanges of the session, newest first; 1 query."""
+    if session is None:
+        return []
+    answers = (
+        ChatMessage.objects.filter(session=session, role=MessageRole.ASSISTANT, audit_log__isnull=False)
+        .select_related("audit_log")
+        .order_by("-created_at", "-id")[:turns]
+    )
+    return [
+        PastTurn(query=answer.audit_log.query, solutions=audit_log_details(answer.audit_log).runbook_solutions)
+        for answer in answers
+    ]

@@ -36,7 +36,7 @@ from runbooks.search import InvalidQuery, SearchConfig
 logger = logging.getLogger(__name__)
 
 # What the page script needs of each presented solution when the answer is done.
-STREAM_SOLUTION_FIELDS = ("rank", "id", "title", "confidence", "can_execute", "url")
+STREAM_SOLUTION_FIELDS = ("rank", "id", "title", "confidence", "can_execute", "url", "carried_over")
 STREAM_SOURCES = {"chat_page": EventSource.CHAT_PAGE, "widget": EventSource.WIDGET}
 
 

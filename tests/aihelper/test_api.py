@@ -16,11 +16,15 @@ def test_query_returns_the_answer_contract(auth_client, user, library, recommend
     assert response.status_code == 200, response.content
     body = response.json()
     assert set(body) == {"session_id", "audit_log_id", "answer_markdown", "answer_html", "solutions",
-                         "presentation_strategy", "degraded", "provider", "message", "redactions"}
+                         "presentation_strategy", "degraded", "provider", "message", "redactions", "conversation"}
+    assert body["conversation"] == {"kind": "new", "effective_query": "node disk is full",
+                                    "referenced_rank": None, "referenced_step": None}
     assert (body["message"], body["redactions"]) == ("node disk is full", [])
     assert body["provider"] == "offline" and body["degraded"] is False
     solution = body["solutions"][0]
-    assert set(solution) == {"rank", "type", "id", "slug", "title", "confidence", "success_rate", "url", "can_execute"}
+    assert set(solution) == {"rank", "type", "id", "slug", "title", "confidence", "success_rate", "url", "can_execute",
+                             "carried_over"}
+    assert solution["carried_over"] is False
     assert solution["url"] == f"/runbooks/{solution['id']}/"
     log = AuditLog.objects.get(pk=body["audit_log_id"])
     assert log.source == "direct" and str(log.session_id) == body["session_id"]

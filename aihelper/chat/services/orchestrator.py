@@ -26,21 +26,21 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from aihelper.chat.answers import answer_html, answer_links_filter, runbook_url
+from aihelper.chat.answers import answer_html, answer_links_filter
+from aihelper.chat.conversation import TurnSearch, conversation_search
 from aihelper.chat.llm import LLMError, LLMProvider, LLMReply, llm_provider_get, retrieval_answer
 from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
-from aihelper.chat.prompts import Prompt, RunbookContext, prompt_build
-from aihelper.chat.retrieval import runbooks_find
-from aihelper.chat.selectors import chat_history, chat_session_get
+from aihelper.chat.presenting import presented_solutions, runbook_contexts
+from aihelper.chat.prompts import Prompt, prompt_build
+from aihelper.chat.selectors import chat_history, chat_session_get, conversation_past_turns
 from aihelper.chat.services.llm_gate import LLMBusy, llm_gate
 from aihelper.chat.services.sync_steps import db_connections_release, run_to_end, sync_step
 from aihelper.core import metrics
 from aihelper.core.redaction import redact, redact_json
 from analytics.services.experiments import experiment_assignment_for
-from audit.details import ActionDetails, PresentedSolution, RetrievalSummary
+from audit.details import ActionDetails, ConversationTurn, PresentedSolution, RetrievalSummary
 from audit.models import AuditLog, EventSource
 from audit.services.store import audit_log_create
-from runbooks.access import runbook_can_execute
 from runbooks.search import SearchConfig, SearchOutcome
 
 logger = logging.getLogger(__name__)
@@ -81,42 +81,10 @@ class ChatAnswer:
     presentation_strategy: str
     degraded: bool
     provider: str
+    turn: ConversationTurn = field(default_factory=ConversationTurn)
     error: str = ""
     links_removed: int = 0
     timings_ms: dict = field(default_factory=dict)
-
-
-def _solutions(*, outcome: SearchOutcome, user) -> tuple[PresentedSolution, ...]:
-    recommended = outcome.recommended
-    group_ids = set(user.groups.values_list("pk", flat=True)) if recommended else set()
-    return tuple(
-        PresentedSolution(
-            rank=result.rank,
-            type="runbook",
-            id=str(result.runbook.pk),
-            slug=result.runbook.slug,
-            title=result.runbook.name,
-            confidence=result.confidence,
-            confidence_components=result.components,
-            success_rate=result.success_rate,
-            success_samples=result.success_samples,
-            can_execute=runbook_can_execute(runbook=result.runbook, user=user, user_group_ids=group_ids),
-            url=runbook_url(result.runbook.pk),
-        )
-        for result in recommended
-    )
-
-
-def _runbook_contexts(*, outcome: SearchOutcome, solutions: tuple[PresentedSolution, ...]) -> list[RunbookContext]:
-    by_id = {str(result.runbook.pk): result.runbook for result in outcome.recommended}
-    return [
-        RunbookContext(
-            solution=solution,
-            description=by_id[solution.id].description,
-            steps=tuple(by_id[solution.id].steps or ()),
-        )
-        for solution in solutions
-    ]
 
 
 @dataclass(frozen=True)
@@ -133,12 +101,16 @@ class _Question:
 class _Prepared:
     """Everything decided before the LLM is called."""
 
-    outcome: SearchOutcome
+    search: TurnSearch
     solutions: tuple[PresentedSolution, ...]
     prompt: Prompt
     experiment: str
     variant: str
     timings: dict
+
+    @property
+    def outcome(self) -> SearchOutcome:
+        return self.search.outcome
 
 
 @dataclass(frozen=True)
@@ -221,21 +193,25 @@ def _prepare(*, user, question: _Question, search_config: SearchConfig | None) -
     # An explicit config (tests, benchmarks) wins; otherwise the user's experiment variant applies.
     assignment = experiment_assignment_for(user=user) if search_config is None else None
     config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
-    outcome = runbooks_find(query=question.message, user=user, limit=config.max_recommended, config=config)
+    search = conversation_search(
+        message=question.message, user=user, config=config, past=conversation_past_turns(session=question.session)
+    )
     timings["retrieval"] = _ms(started)
 
     started = time.perf_counter()
-    solutions = _solutions(outcome=outcome, user=user)
+    solutions = presented_solutions(search=search, user=user)
     prompt: Prompt = prompt_build(
-        question=outcome.query,
+        question=search.outcome.query,
         history=chat_history(session=question.session),
-        runbooks=_runbook_contexts(outcome=outcome, solutions=solutions),
-        strategy=outcome.strategy,
+        runbooks=runbook_contexts(search=search, solutions=solutions),
+        strategy=search.outcome.strategy,
+        turn=search.turn,
+        previous_title=search.previous_title,
     )
     timings["prompt"] = _ms(started)
     db_connections_release()
     return _Prepared(
-        outcome=outcome, solutions=solutions, prompt=prompt, timings=timings,
+        search=search, solutions=solutions, prompt=prompt, timings=timings,
         experiment=assignment.experiment if assignment else "", variant=assignment.variant if assignment else "",
     )
 
@@ -329,6 +305,7 @@ def _details(*, question: _Question, prepared: _Prepared, solutions, links_remov
         page_context=question.page_context,
         prompt_messages=len(prepared.prompt.messages),
         redactions=question.redactions,
+        conversation=prepared.search.turn,
     )
 
 
@@ -428,6 +405,7 @@ def _record(
         redactions=question.redactions,
         solutions=solutions,
         presentation_strategy=outcome.strategy,
+        turn=prepared.search.turn,
         degraded=answer_degraded,
         provider=provider.name,
         error=answer_error,

@@ -1,0 +1,196 @@
+"""A chat turn searched with its conversation (docs/retrieval.md, "Conversations").
+
+One search per turn in the common case: the message's own words, with the runbooks already in play (those
+the last answers presented) scored against it too (``runbook_search(extra_ids=...)``, which only fetches
+runbooks the user may see now). Then, from the message's cues (aihelper/chat/turns.py) and those scores:
+
+- a reference to the previous answer ("the second one", "step 3", "that runbook") puts that runbook first;
+- a message whose own best runbook is not in play is a topic shift when a small logistic model says so
+  (``shift_probability``: the new runbook's confidence, the runbooks in play's confidence for this
+  message, and the message's cues); then the new runbooks are presented and the answer says so;
+- a follow-up or small talk keeps the runbooks in play (``carried_over``), each with the better of its
+  confidence for this message and its last shown confidence (decayed by ``CARRY_DECAY`` per answer since
+  that showed nothing);
+- with nothing in play, a message that finds nothing alone is searched again with the earlier messages
+  (newest first), the only case with a second search.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from aihelper.chat.retrieval import runbooks_find
+from aihelper.chat.selectors import PastTurn
+from aihelper.chat.turns import RunbookPart, TurnCues, runbook_part, turn_cues
+from audit.details import ConversationTurn, PresentedSolution
+from runbooks.calibration import presentation_strategy
+from runbooks.search import SearchConfig, SearchOutcome, SearchResult
+
+CARRY_DECAY = 0.9  # a carried runbook's confidence, per turn without it between the last answer and this one
+# Fitted on the fit part of benchmarks/data/conversations.jsonl by `benchmarks/conversations.py --fit`
+# (L2 0.01; the holdout part is never used): intercept, then the weights of SHIFT_FEATURES.
+SHIFT_FEATURES = ("new_confidence", "in_play_confidence", "new_problem", "pointing", "asks", "content", "named")
+SHIFT_WEIGHTS = (-2.59, 1.21, -0.25, 2.35, -0.91, 0.09, 2.19, 0.34)
+SHIFT_THRESHOLD = 0.3  # shift when the probability is at least this (chosen on the fit part)
+SHIFT_FLOOR = 0.2  # a shift's new runbook is shown from this confidence on (as an uncertain match)
+CONTENT_TERMS_FULL = 12
+CONTEXT_QUERIES = 3  # earlier messages added when a message finds nothing alone
+CONTEXT_QUERY_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class TurnSearch:
+    outcome: SearchOutcome  # the results to present, ranked 1..n, with their strategy
+    turn: ConversationTurn
+    carried: frozenset[str]  # ids of runbooks carried over from the conversation
+    part: RunbookPart | None = None  # the part of the first runbook the message asks about
+    previous_title: str = ""  # shift: the runbook the conversation was about before
+
+
+def _in_play(past: Sequence[PastTurn]) -> tuple[tuple[PresentedSolution, ...], int]:
+    """The runbooks of the most recent answer that presented any, and how many turns ago (1 = last)."""
+    for age, turn in enumerate(past, start=1):
+        if turn.solutions:
+            return turn.solutions, age
+    return (), 0
+
+
+def _reranked(
+    outcome: SearchOutcome, results: Sequence[SearchResult], config: SearchConfig, floor: float | None = None
+) -> SearchOutcome:
+    """Results ranked 1..n; recommended from ``floor`` (default: the threshold) on; the strategy by the config's
+    rules, so a recommendation below the threshold is presented as uncertain (experimental_options)."""
+    floor = config.threshold if floor is None else floor
+    ranked = tuple(
+        replace(result, rank=rank, recommended=rank <= config.max_recommended and result.confidence >= floor)
+        for rank, result in enumerate(results, start=1)
+    )
+    strategy = presentation_strategy([result.confidence for result in ranked if result.recommended], config)
+    return replace(outcome, results=ranked, strategy=strategy)
+
+
+def shift_features(*, cues: TurnCues, top: SearchResult, in_play_best: float) -> tuple[float, ...]:
+    """The model's inputs, in SHIFT_FEATURES order (benchmarks/conversations.py fits on the same function)."""
+    return (
+        top.confidence,
+        in_play_best,
+        float(cues.new_problem),
+        float(cues.pointing),
+        float(cues.asks),
+        min(len(cues.content_terms), CONTENT_TERMS_FULL) / CONTENT_TERMS_FULL,
+        float(bool(top.components.get("named"))),
+    )
+
+
+def shift_probability(features: Sequence[float]) -> float:
+    logit = SHIFT_WEIGHTS[0] + sum(weight * value for weight, value in zip(SHIFT_WEIGHTS[1:], features, strict=True))
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def _is_shift(*, cues: TurnCues, top: SearchResult | None, in_play_best: float) -> bool:
+    if top is None or top.confidence < SHIFT_FLOOR:
+        return False
+    return shift_probability(shift_features(cues=cues, top=top, in_play_best=in_play_best)) >= SHIFT_THRESHOLD
+
+
+def _referenced(cues: TurnCues, last: Sequence[PresentedSolution]) -> PresentedSolution | None:
+    if cues.rank is None or not last:
+        return None
+    if cues.rank == 0:  # "the other one": the one that was not first
+        return last[1] if len(last) > 1 else None
+    index = len(last) - 1 if cues.rank == -1 else cues.rank - 1
+    return last[index] if 0 <= index < len(last) else None
+
+
+def _carry(
+    *, outcome: SearchOutcome, in_play: Sequence[PresentedSolution], age: int, first: str | None,
+    config: SearchConfig,
+) -> tuple[list[SearchResult], frozenset[str]]:
+    """The runbooks in play (``first`` leading), then anything this message found on its own merits."""
+    by_id = {str(result.runbook.pk): result for result in outcome.results}
+    kept: list[tuple[float, SearchResult]] = []
+    carried: set[str] = set()
+    for solution in in_play:
+        result = by_id.get(solution.id)
+        if result is None:  # the user may no longer see it: it leaves the conversation
+            continue
+        remembered = solution.confidence * CARRY_DECAY ** (age - 1)
+        if remembered > result.confidence:
+            carried.add(solution.id)
+            result = replace(result, confidence=round(remembered, 4))
+        kept.append((1.0 if solution.id == first else 0.0, result))
+    kept.sort(key=lambda item: (-item[0], -item[1].confidence))
+    results = [result for _, result in kept]
+    ids = {str(result.runbook.pk) for result in results}
+    results += [
+        result for result in outcome.results
+        if str(result.runbook.pk) not in ids and result.confidence >= config.threshold
+    ]
+    return results, frozenset(carried)
+
+
+def _context_query(message: str, past: Sequence[PastTurn]) -> str:
+    text = " ".join([message, *(turn.query for turn in past[:CONTEXT_QUERIES])])
+    return text[:CONTEXT_QUERY_CHARS]
+
+
+def conversation_search(*, message: str, user, config: SearchConfig, past: Sequence[PastTurn]) -> TurnSearch:
+    """Search this turn in its conversation; ``past`` is the session's earlier exchanges, newest first."""
+    cues = turn_cues(message)
+    in_play, age = _in_play(past)
+    last = past[0].solutions if past else ()
+    extra = [uuid.UUID(pk) for pk in dict.fromkeys(solution.id for solution in [*in_play, *last])]
+    outcome = runbooks_find(query=message, user=user, limit=config.max_recommended, config=config, extra_ids=extra)
+    if not past:
+        return TurnSearch(outcome=outcome, turn=ConversationTurn(kind="new", effective_query=outcome.query),
+                          carried=frozenset())
+    visible = {str(result.runbook.pk): result for result in outcome.results}
+    in_play = tuple(solution for solution in in_play if solution.id in visible)
+    referenced = _referenced(cues, [solution for solution in last if solution.id in visible])
+    top = outcome.results[0] if outcome.results else None
+    in_play_best = max((visible[solution.id].confidence for solution in in_play), default=0.0)
+    turn = ConversationTurn(kind="follow_up", effective_query=outcome.query)
+
+    if referenced is not None:
+        turn = replace(turn, kind="reference", referenced_rank=referenced.rank, referenced_step=cues.step)
+        focus = referenced
+        in_play = (referenced, *(solution for solution in in_play if solution.id != referenced.id))
+    elif in_play and not cues.small_talk and (
+        str(top.runbook.pk) not in {solution.id for solution in in_play}
+        and _is_shift(cues=cues, top=top, in_play_best=in_play_best)
+    ):
+        # The new problem's runbooks; one below the threshold is still shown as an uncertain match (the
+        # strategy says so) rather than leaving the engineer with the old topic's runbook.
+        fresh = [result for result in outcome.results if result.confidence >= SHIFT_FLOOR]
+        outcome = _reranked(outcome, fresh[: config.max_recommended], config, floor=min(config.threshold, SHIFT_FLOOR))
+        return TurnSearch(outcome=outcome, turn=replace(turn, kind="shift"), carried=frozenset(),
+                          previous_title=in_play[0].title)
+    elif not in_play:
+        if not outcome.recommended and not cues.small_talk and not cues.new_problem:
+            widened = runbooks_find(query=_context_query(message, past), user=user,
+                                    limit=config.max_recommended, config=config)
+            if widened.recommended:
+                return TurnSearch(outcome=widened, carried=frozenset(),
+                                  turn=replace(turn, effective_query=widened.query))
+        outcome = _reranked(outcome, outcome.results[: config.max_recommended], config)
+        return TurnSearch(outcome=outcome, turn=replace(turn, kind="new"), carried=frozenset())
+    else:
+        focus = in_play[0]
+        if cues.small_talk:
+            turn = replace(turn, kind="small_talk")
+        elif cues.step is not None or cues.same_runbook:
+            turn = replace(turn, kind="reference", referenced_step=cues.step)
+        elif top is not None and str(top.runbook.pk) == focus.id and top.recommended:
+            turn = replace(turn, kind="continuation")
+
+    results, carried = _carry(outcome=outcome, in_play=in_play, age=age if referenced is None else 1,
+                              first=focus.id, config=config)
+    outcome = _reranked(outcome, results[: max(config.max_recommended, 1)], config)
+    first = outcome.results[0].runbook if outcome.results else None
+    part = None
+    if first is not None and not cues.small_talk:
+        part = runbook_part(message=message, cues=cues, steps=first.steps or (), body=first.body_markdown or "")
+    return TurnSearch(outcome=outcome, turn=turn, carried=carried, part=part)

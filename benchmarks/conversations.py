@@ -1,0 +1,198 @@
+"""Multi-turn retrieval: follow-ups, references, topic shifts and small talk, per split (fit / holdout).
+
+    .venv/bin/python benchmarks/conversations.py          # every conversation through the real chat path
+    .venv/bin/python benchmarks/conversations.py --fit    # choose the shift thresholds on the fit part only
+
+The conversations are benchmarks/data/conversations.jsonl (written for this project; see conversations.md).
+The default run sends every turn through ``chat_answer`` (offline provider, the real search, audit writes)
+in one chat session per conversation and scores the first recommended runbook of each turn against the
+turn's gold; a reference to a rank ("the second one") is scored against what the previous answer
+presented at that rank. Beside it, the same turns searched one message at a time (the behaviour before
+conversations), for the same-run comparison. ``--fit`` fits the topic-shift model (aihelper/chat/conversation.py,
+SHIFT_WEIGHTS) on the fit part with the labelled topic in play and prints the weights; holdout is only reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from _setup import DEMO_PREFIX, django_setup, load_corpus, use_collection
+
+CONVERSATIONS = Path(__file__).resolve().parent / "data" / "conversations.jsonl"
+KINDS = ("first", "follow_up", "reference", "shift", "small_talk")
+
+
+def conversations(path: Path = CONVERSATIONS) -> list[dict]:
+    if not path.is_file():
+        print(f"SKIP: {path} is absent")
+        sys.exit(0)
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def expected(turn: dict, previous: list[str]) -> set[str] | None:
+    """The slugs that are right first for this turn; None when it cannot be scored (rank beyond the list)."""
+    rank = (turn.get("ref") or {}).get("rank")
+    if turn.get("gold") is None and rank is not None:
+        return {previous[rank - 1]} if 0 < rank <= len(previous) else None
+    return set(turn.get("gold") or ())
+
+
+class Tally:
+    def __init__(self):
+        self.hits = defaultdict(int)
+        self.total = defaultdict(int)
+
+    def add(self, key, hit: bool) -> None:
+        self.total[key] += 1
+        self.hits[key] += int(hit)
+
+    def cell(self, key) -> str:
+        total = self.total.get(key, 0)
+        return f"{self.hits[key] / total:.3f} ({self.hits[key]}/{total})" if total else "-"
+
+
+def run_chat(convs: list[dict], user) -> tuple[Tally, Tally, list[str]]:
+    """Every turn through chat_answer in one session; the single-message baseline beside it."""
+    from aihelper.chat.llm import OfflineProvider
+    from aihelper.chat.retrieval import runbooks_find
+    from aihelper.chat.services.orchestrator import chat_answer
+    from runbooks.search import SearchConfig
+
+    config = SearchConfig.from_settings()
+    ours, alone, misses = Tally(), Tally(), []
+    for conv in convs:
+        use_collection(conv["collection"])
+        session_id, previous, previous_alone = None, [], []
+        for number, turn in enumerate(conv["turns"], start=1):
+            answer = chat_answer(user=user, message=turn["text"], session_id=session_id,
+                                 provider=OfflineProvider(), search_config=config)
+            session_id = answer.session.pk
+            slugs = [solution.slug for solution in answer.solutions]
+            baseline = [r.runbook.slug for r in runbooks_find(query=turn["text"], user=user, config=config).recommended]
+            for tally, shown, before in ((ours, slugs, previous), (alone, baseline, previous_alone)):
+                gold = expected(turn, before)
+                if gold is not None:
+                    hit = bool(shown) and shown[0] in gold
+                    tally.add((conv["split"], turn["kind"]), hit)
+                    tally.add((conv["split"], turn["kind"], conv["collection"]), hit)
+                    if tally is ours and not hit:
+                        kind = answer.audit_log.ai_action_details.get("conversation", {}).get("kind")
+                        misses.append(f"{conv['id']}#{number} {turn['kind']} as {kind}: {turn['text'][:70]!r} "
+                                      f"-> {shown[:1]} want {sorted(gold)}")
+            previous, previous_alone = slugs, baseline
+    return ours, alone, misses
+
+
+def table(ours: Tally, alone: Tally) -> None:
+    print(f"\n{'split':8} {'turn kind':11} {'conversation search':>22} {'message alone':>18} "
+          f"{'demo':>16} {'public':>16}")
+    for split in ("fit", "holdout"):
+        for kind in KINDS:
+            if (split, kind) not in ours.total:
+                continue
+            print(f"{split:8} {kind:11} {ours.cell((split, kind)):>22} {alone.cell((split, kind)):>18} "
+                  f"{ours.cell((split, kind, 'demo')):>16} {ours.cell((split, kind, 'public')):>16}")
+
+
+def oracle_rows(convs: list[dict], user) -> list[dict]:
+    """Every later turn searched with the labelled topic in play (the previous gold, as if every earlier turn
+    had been answered right): the shift model's inputs, where the message's own best runbook is not in play."""
+    from aihelper.chat.conversation import shift_features
+    from aihelper.chat.retrieval import runbooks_find
+    from aihelper.chat.turns import turn_cues
+    from runbooks.models import Runbook
+    from runbooks.search import SearchConfig
+
+    config = SearchConfig.from_settings()
+    rows = []
+    for conv in convs:
+        use_collection(conv["collection"])
+        ids = dict(Runbook.objects.filter(enabled=True).values_list("slug", "pk"))
+        topic = set(conv["turns"][0]["gold"])
+        for turn in conv["turns"][1:]:
+            gold = set(turn.get("gold") or ())
+            if gold:
+                outcome = runbooks_find(query=turn["text"], user=user, limit=config.max_recommended, config=config,
+                                        extra_ids=[ids[slug] for slug in topic])
+                top = outcome.results[0] if outcome.results else None
+                if top is not None and top.runbook.slug not in topic:
+                    in_play = max(r.confidence for r in outcome.results if r.runbook.slug in topic)
+                    rows.append({"split": conv["split"], "kind": turn["kind"], "right": top.runbook.slug in gold,
+                                 "x": shift_features(cues=turn_cues(turn["text"]), top=top, in_play_best=in_play)})
+                topic = gold
+    return rows
+
+
+def logistic_fit(x, y, l2: float, steps: int = 5000, rate: float = 0.5):
+    import numpy as np
+
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    weights = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        probability = 1 / (1 + np.exp(-xb @ weights))
+        weights -= rate * (xb.T @ (probability - y) / len(y) + l2 * np.r_[0, weights[1:]])
+    return weights
+
+
+def fit(convs: list[dict], user, l2: float = 0.01) -> None:
+    """Fit the shift model on the fit part (oracle context); report both parts at a few thresholds."""
+    import numpy as np
+
+    from aihelper.chat.conversation import SHIFT_FEATURES, SHIFT_FLOOR
+
+    rows = oracle_rows(convs, user)
+    train = [row for row in rows if row["split"] == "fit"]
+    weights = logistic_fit(np.array([row["x"] for row in train]), np.array([row["kind"] == "shift" for row in train],
+                                                                             dtype=float), l2=l2)
+    print(f"\nshift model, fitted on {len(train)} fit-part turns whose own best runbook is not the topic (L2 {l2}):")
+    print("  SHIFT_WEIGHTS = (" + ", ".join(f"{w:.2f}" for w in weights) + ")")
+    print("  # intercept, " + ", ".join(SHIFT_FEATURES))
+    print("\nturns decided right with the labelled topic in play (a shift is right when its own best runbook is gold):")
+    for threshold in (0.2, 0.3, 0.4, 0.5):
+        cells = []
+        for split in ("fit", "holdout"):
+            part = [row for row in rows if row["split"] == split]
+            probability = [1 / (1 + np.exp(-(weights[0] + np.dot(weights[1:], row["x"])))) for row in part]
+            shifts = [(p >= threshold and row["x"][0] >= SHIFT_FLOOR and row["right"])
+                      for p, row in zip(probability, part, strict=True) if row["kind"] == "shift"]
+            stays = [p < threshold for p, row in zip(probability, part, strict=True) if row["kind"] != "shift"]
+            cells.append(f"{split}: shifts {sum(shifts)}/{len(shifts)}, others kept {sum(stays)}/{len(stays)}")
+        print(f"  threshold {threshold}: " + "; ".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit", action="store_true", help="fit the topic-shift model on the fit part")
+    parser.add_argument("--misses", action="store_true", help="list every wrong turn")
+    parser.add_argument("--file", type=Path, default=CONVERSATIONS, help="another conversations file")
+    args = parser.parse_args()
+    convs = conversations(args.file)
+    logging.disable(logging.INFO)  # one "chat answer" line per turn would bury the table
+    django_setup("aihelper_bench_conversations")
+    load_corpus(demo=True)
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-conversations", defaults={"is_superuser": True})
+    if args.fit:
+        fit(convs, user)
+        return
+    ours, alone, misses = run_chat(convs, user)
+    counts = defaultdict(int)
+    for conv in convs:
+        counts[conv["split"]] += 1
+    print(f"conversations: {dict(counts)}; demo runbooks prefix {DEMO_PREFIX!r}")
+    table(ours, alone)
+    if args.misses:
+        print("\nwrong first runbook:")
+        for line in misses:
+            print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
