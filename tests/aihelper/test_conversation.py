@@ -1,0 +1,165 @@
+"""Conversations that keep their context (#18), through the query API on the demo runbooks with the real model.
+
+Each test is one chat session as an engineer would type it: a problem, then follow-ups, references to the
+previous answer, small talk and a new problem; asserting what they would see first and what the audit log
+records for the turn.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aihelper.chat.turns import turn_cues
+from audit.models import AuditLog, EventSource, RunbookInteractionEvent
+
+pytestmark = pytest.mark.django_db
+
+QUERY = "/api/ai-helper/query"
+REDIS = "demo/redis-memory-evictions"
+CRASHLOOP = "demo/pod-crashloop"
+DISK = "demo/host-disk-full"
+
+
+@pytest.fixture
+def demo_library(db, offline):
+    from runbooks.demo import demo_runbooks_ensure
+    from runbooks.services import runbooks_embed
+
+    demo_runbooks_ensure()
+    runbooks_embed()
+
+
+def _ask(client, message, session_id=None):
+    payload = {"message": message} if session_id is None else {"message": message, "session_id": session_id}
+    response = client.post(QUERY, payload, content_type="application/json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _first(body) -> str:
+    return body["solutions"][0]["slug"] if body["solutions"] else ""
+
+
+def test_follow_ups_keep_the_runbook_under_discussion(auth_client, demo_library):
+    first = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")
+    assert _first(first) == REDIS and first["conversation"]["kind"] == "new"
+    session = first["session_id"]
+
+    fix = _ask(auth_client, "how do I fix it quickly?", session)
+    assert _first(fix) == REDIS
+    assert fix["solutions"][0]["carried_over"] is True
+    assert fix["conversation"]["kind"] == "follow_up"
+    assert fix["conversation"]["effective_query"] == "how do I fix it quickly?"
+    assert "No matching runbook" not in fix["answer_markdown"]
+    assert "from earlier in this conversation" in fix["answer_markdown"]
+
+    detail = _ask(auth_client, "it is the sessions cache on prod-eu", session)
+    assert _first(detail) == REDIS and detail["solutions"][0]["carried_over"] is True
+
+    thanks = _ask(auth_client, "thanks, that fixed it", session)
+    assert thanks["conversation"]["kind"] == "small_talk" and _first(thanks) == REDIS
+    assert "Good to hear it is fixed" in thanks["answer_markdown"]
+
+
+def test_a_new_problem_is_found_and_the_answer_says_so(auth_client, demo_library):
+    session = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")["session_id"]
+    shift = _ask(auth_client, "different issue: pods of the payments service keep crashlooping after the deploy",
+                 session)
+    assert shift["conversation"]["kind"] == "shift"
+    assert _first(shift) == CRASHLOOP and shift["solutions"][0]["carried_over"] is False
+    assert "**New topic.**" in shift["answer_markdown"] and "RedisMemoryHighEvictions" in shift["answer_markdown"]
+    # ...and the follow-ups after it are about the new problem.
+    after = _ask(auth_client, "can I restart it safely?", session)
+    assert _first(after) == CRASHLOOP
+
+
+def test_a_step_reference_answers_with_that_step(auth_client, demo_library):
+    session = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")["session_id"]
+    step = _ask(auth_client, "what does step 3 do?", session)
+    assert step["conversation"]["kind"] == "reference" and step["conversation"]["referenced_step"] == 3
+    assert _first(step) == REDIS
+    assert "Step 3: Find big keys" in step["answer_markdown"]
+    assert "redis-cli" in step["answer_markdown"]  # the step's own command, not the first three steps
+
+
+def test_the_second_one_resolves_to_the_previous_answers_rank(auth_client, settings, demo_library):
+    settings.AIHELPER_CONFIDENCE_THRESHOLD = 0.0  # every top-3 result shown: a three-item answer to refer to
+    first = _ask(auth_client, "the root disk on web-3 is 97% full")
+    assert len(first["solutions"]) >= 2
+    second = first["solutions"][1]
+    answer = _ask(auth_client, "what should I check first on the second one?", first["session_id"])
+    assert answer["conversation"]["kind"] == "reference" and answer["conversation"]["referenced_rank"] == 2
+    assert answer["solutions"][0]["id"] == second["id"]
+    assert second["title"] in answer["answer_markdown"]
+
+
+def test_a_runbook_the_user_may_not_see_never_enters_the_context(client, demo_library):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    dba = UserFactory(username="dana")
+    dba.groups.add(Group.objects.get(name="dba"))
+    outsider = UserFactory(username="olaf")
+    client.force_login(outsider)
+    # The outsider names the restricted runbook's alert and then follows up: it never appears.
+    first = _ask(client, "PostgresReplicationLagHigh: replica is 40 minutes behind the primary")
+    follow = _ask(client, "how do I fix it?", first["session_id"])
+    for body in (first, follow):
+        assert "demo/postgres-replication-lag" not in [s["slug"] for s in body["solutions"]]
+        assert "PostgresReplicationLagHigh](" not in body["answer_markdown"]
+
+    # A member sees it, and loses it from the conversation once they leave the group.
+    client.force_login(dba)
+    first = _ask(client, "PostgresReplicationLagHigh: replica is 40 minutes behind the primary")
+    assert _first(first) == "demo/postgres-replication-lag"
+    dba.groups.clear()
+    follow = _ask(client, "how do I fix it?", first["session_id"])
+    assert "demo/postgres-replication-lag" not in [s["slug"] for s in follow["solutions"]]
+
+
+def test_audit_log_of_each_turn_records_carried_over_and_the_click_counts_for_that_turn(auth_client, demo_library):
+    first = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")
+    follow = _ask(auth_client, "can I restart it safely?", first["session_id"])
+    log = AuditLog.objects.get(pk=follow["audit_log_id"])
+    details = log.ai_action_details
+    assert details["conversation"]["kind"] == "follow_up"
+    assert details["conversation"]["effective_query"] == "can I restart it safely?"
+    presented = details["solutions_presented"][0]
+    assert presented["carried_over"] is True and presented["runbook_version"] >= 1
+    first_presented = AuditLog.objects.get(pk=first["audit_log_id"]).ai_action_details["solutions_presented"][0]
+    assert first_presented["carried_over"] is False
+
+    # A click on the carried-over card counts for the turn that showed it.
+    solution = follow["solutions"][0]
+    response = auth_client.post(
+        "/api/ai-helper/track-choice",
+        {"audit_log_id": follow["audit_log_id"], "source": EventSource.CHAT_PAGE,
+         "choice_data": {"solution_chosen_id": solution["id"], "solution_chosen_type": "runbook",
+                         "solution_chosen_rank": 1, "user_action": "clicked_link"}},
+        content_type="application/json",
+    )
+    assert response.status_code in (200, 201), response.content
+    log.refresh_from_db()
+    assert log.user_modifications["solution_chosen_id"] == solution["id"]
+    clicks = RunbookInteractionEvent.objects.filter(event_type="clicked_link")
+    assert clicks.filter(audit_log_id=log.pk).count() == 1
+    assert not clicks.filter(audit_log_id=first["audit_log_id"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "value"),
+    [
+        ("what should I check first on the second one?", "rank", 2),
+        ("the other one", "rank", 0),
+        ("option 3 please", "rank", 3),
+        ("what does step 4 do", "step", 4),
+        ("and the last step?", "step", -1),
+        ("thanks, that fixed it", "small_talk", True),
+        ("also the kafka consumers are lagging", "new_problem", True),
+        ("how do I fix it quickly?", "rank", None),
+        ("redis is evicting keys", "small_talk", False),
+    ],
+)
+def test_turn_cues_read_references_small_talk_and_new_problems(message, field, value):
+    assert getattr(turn_cues(message), field) == value
