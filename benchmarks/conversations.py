@@ -68,7 +68,7 @@ def run_chat(convs: list[dict], user) -> tuple[Tally, Tally, list[str]]:
     ours, alone, misses = Tally(), Tally(), []
     for conv in convs:
         use_collection(conv["collection"])
-        session_id, previous, previous_alone = None, [], []
+        session_id, previous, previous_alone, previous_right = None, [], [], False
         for number, turn in enumerate(conv["turns"], start=1):
             answer = chat_answer(user=user, message=turn["text"], session_id=session_id,
                                  provider=OfflineProvider(), search_config=config)
@@ -81,6 +81,10 @@ def run_chat(convs: list[dict], user) -> tuple[Tally, Tally, list[str]]:
                     hit = bool(shown) and shown[0] in gold
                     tally.add((conv["split"], turn["kind"]), hit)
                     tally.add((conv["split"], turn["kind"], conv["collection"]), hit)
+                    if tally is ours and previous_right:
+                        tally.add((conv["split"], turn["kind"], "after a right turn"), hit)
+                    if tally is ours:
+                        previous_right = hit
                     if tally is ours and not hit:
                         kind = answer.audit_log.ai_action_details.get("conversation", {}).get("kind")
                         misses.append(f"{conv['id']}#{number} {turn['kind']} as {kind}: {turn['text'][:70]!r} "
@@ -90,14 +94,18 @@ def run_chat(convs: list[dict], user) -> tuple[Tally, Tally, list[str]]:
 
 
 def table(ours: Tally, alone: Tally) -> None:
-    print(f"\n{'split':8} {'turn kind':11} {'conversation search':>22} {'message alone':>18} "
-          f"{'demo':>16} {'public':>16}")
+    print("\nfirst runbook right per turn (a turn not scored: a rank reference beyond the previous list);")
+    print("'after a right turn': only turns whose previous turn was answered right (no inherited mistake)\n")
+    print(f"| {'split':7} | {'turn kind':10} | {'conversation search':>19} | {'after a right turn':>18} | "
+          f"{'message alone':>15} | {'demo':>14} | {'public':>14} |")
+    print("|" + "|".join("-" * width for width in (9, 12, 21, 20, 17, 16, 16)) + "|")
     for split in ("fit", "holdout"):
         for kind in KINDS:
             if (split, kind) not in ours.total:
                 continue
-            print(f"{split:8} {kind:11} {ours.cell((split, kind)):>22} {alone.cell((split, kind)):>18} "
-                  f"{ours.cell((split, kind, 'demo')):>16} {ours.cell((split, kind, 'public')):>16}")
+            print(f"| {split:7} | {kind:10} | {ours.cell((split, kind)):>19} | "
+                  f"{ours.cell((split, kind, 'after a right turn')):>18} | {alone.cell((split, kind)):>15} | "
+                  f"{ours.cell((split, kind, 'demo')):>14} | {ours.cell((split, kind, 'public')):>14} |")
 
 
 def oracle_rows(convs: list[dict], user) -> list[dict]:
