@@ -60,3 +60,18 @@ def test_a_retry_that_succeeds_is_not_degraded(user, library, recommend_all, fak
     answer = chat_answer(user=user, message="node disk is full")
     assert not answer.degraded
     assert len(fake_anthropic.requests) == 2
+
+
+def test_a_follow_up_gives_the_model_the_runbook_in_play_to_link(user, library, fake_anthropic):
+    disk = library["test/node-disk-full"]
+    fake_anthropic.text = f"Still [NodeDiskFull](/runbooks/{disk.pk}/): prune images first."
+    first = chat_answer(user=user, message="the root disk of node worker-3 is almost full, pods evicted")
+    assert [solution.slug for solution in first.solutions][:1] == ["test/node-disk-full"]
+
+    follow = chat_answer(user=user, message="can I do it safely during business hours?", session_id=first.session.pk)
+    block = fake_anthropic.requests[-1]["json"]["messages"][-1]["content"]
+    assert f"(/runbooks/{disk.pk}/)" in block and "carried over from earlier in the conversation" in block
+    assert "Conversation: This message follows up on the conversation" in block
+    # The model's link to the carried runbook survives the link filter, and the card says where it came from.
+    assert f'data-runbook-id="{disk.pk}"' in follow.answer_html
+    assert follow.solutions[0].carried_over is True
