@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True, available_apps=settings.INS
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 VIEWPORTS = {"1366": {"width": 1366, "height": 900}, "390": {"width": 390, "height": 844}}
 QUESTION = "Pods of the checkout service keep restarting with CrashLoopBackOff since the last deploy"
+FOLLOW_UP = "how do I fix it quickly?"
 SEARCH = "disk almost full on a node"
 
 
@@ -67,6 +68,10 @@ def test_screenshots(live_server, browser, demo, width):  # noqa: F811 - the fix
     page.locator("#chat-messages .msg-assistant:not(.msg-pending)").last.wait_for()
     expect(page.locator("#chat-title")).not_to_have_text("New chat")
     _shot(page, "chat", width, full_page=False)
+    page.get_by_label("Your message").fill(FOLLOW_UP)
+    page.get_by_role("button", name="Send").click()
+    page.locator("#chat-messages .msg-assistant:not(.msg-pending)").nth(1).wait_for()
+    _shot(page, "chat-follow-up", width, full_page=False)
 
     page.locator("#chat-messages a.runbook-link").first.click()
     page.wait_for_url("**/runbooks/**")
