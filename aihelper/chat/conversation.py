@@ -50,6 +50,13 @@ class TurnSearch:
     previous_title: str = ""  # shift: the runbook the conversation was about before
 
 
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:  # an id written by hand into an old audit log: it simply is not in play
+        return None
+
+
 def _in_play(past: Sequence[PastTurn]) -> tuple[tuple[PresentedSolution, ...], int]:
     """The runbooks of the most recent answer that presented any, and how many turns ago (1 = last)."""
     for age, turn in enumerate(past, start=1):
@@ -142,7 +149,7 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
     cues = turn_cues(message)
     in_play, age = _in_play(past)
     last = past[0].solutions if past else ()
-    extra = [uuid.UUID(pk) for pk in dict.fromkeys(solution.id for solution in [*in_play, *last])]
+    extra = [pk for pk in map(_uuid, dict.fromkeys(solution.id for solution in [*in_play, *last])) if pk]
     outcome = runbooks_find(query=message, user=user, limit=config.max_recommended, config=config, extra_ids=extra)
     if not past:
         return TurnSearch(outcome=outcome, turn=ConversationTurn(kind="new", effective_query=outcome.query),

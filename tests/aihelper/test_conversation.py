@@ -56,6 +56,9 @@ def test_follow_ups_keep_the_runbook_under_discussion(auth_client, demo_library)
     detail = _ask(auth_client, "it is the sessions cache on prod-eu", session)
     assert _first(detail) == REDIS and detail["solutions"][0]["carried_over"] is True
 
+    owner = _ask(auth_client, "who owns this?", session)
+    assert _first(owner) == REDIS and "service: redis, category: capacity" in owner["answer_markdown"]
+
     thanks = _ask(auth_client, "thanks, that fixed it", session)
     assert thanks["conversation"]["kind"] == "small_talk" and _first(thanks) == REDIS
     assert "Good to hear it is fixed" in thanks["answer_markdown"]
