@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class Tally:
         return f"{self.hits[key] / total:.3f} ({self.hits[key]}/{total})" if total else "-"
 
 
-def run_chat(convs: list[dict], user) -> tuple[Tally, Tally, list[str]]:
+def run_chat(convs: list[dict], user, timings: dict | None = None) -> tuple[Tally, Tally, list[str]]:
     """Every turn through chat_answer in one session; the single-message baseline beside it."""
     from aihelper.chat.llm import OfflineProvider
     from aihelper.chat.retrieval import runbooks_find
@@ -74,7 +75,15 @@ def run_chat(convs: list[dict], user) -> tuple[Tally, Tally, list[str]]:
                                  provider=OfflineProvider(), search_config=config)
             session_id = answer.session.pk
             slugs = [solution.slug for solution in answer.solutions]
-            baseline = [r.runbook.slug for r in runbooks_find(query=turn["text"], user=user, config=config).recommended]
+            started = time.perf_counter()
+            alone_outcome = runbooks_find(query=turn["text"], user=user, config=config)
+            if timings is not None and number > 1:
+                # Both without the query embedding (the chat's is subtracted; the second call finds it cached).
+                embed = answer.audit_log.ai_action_details["retrieval"]["timings_ms"].get("embed_ms", 0.0)
+                timings.setdefault("message alone (runbook search)", []).append((time.perf_counter() - started) * 1000)
+                timings.setdefault("conversation search (retrieval step)", []).append(
+                    answer.timings_ms["retrieval"] - embed)
+            baseline = [r.runbook.slug for r in alone_outcome.recommended]
             for tally, shown, before in ((ours, slugs, previous), (alone, baseline, previous_alone)):
                 gold = expected(turn, before)
                 if gold is not None:
@@ -190,12 +199,18 @@ def main() -> None:
     if args.fit:
         fit(convs, user)
         return
-    ours, alone, misses = run_chat(convs, user)
+    timings: dict[str, list[float]] = {}
+    ours, alone, misses = run_chat(convs, user, timings)
     counts = defaultdict(int)
     for conv in convs:
         counts[conv["split"]] += 1
     print(f"conversations: {dict(counts)}; demo runbooks prefix {DEMO_PREFIX!r}")
     table(ours, alone)
+    print("\nretrieval latency of turns 2+ without the query embedding (same run, interleaved per turn)")
+    for name, values in timings.items():
+        ordered = sorted(values)
+        p50, p95 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(f"  {name:38} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (n={len(values)})")
     if args.misses:
         print("\nwrong first runbook:")
         for line in misses:
