@@ -36,6 +36,11 @@ SHIFT_FEATURES = ("new_confidence", "in_play_confidence", "new_problem", "pointi
 SHIFT_WEIGHTS = (-2.59, 1.21, -0.25, 2.35, -0.91, 0.09, 2.19, 0.34)
 SHIFT_THRESHOLD = 0.3  # shift when the probability is at least this (chosen on the fit part)
 SHIFT_FLOOR = 0.2  # a shift's new runbook is shown from this confidence on (as an uncertain match)
+# A guard beside the model: a message whose own best runbook is this sure while the runbooks in play score
+# below SHIFT_SURE_IN_PLAY for it is a new problem unless it asks about "it" (the model, fitted on our hard
+# near-neighbour data, weighs confidence lightly; on that data the guard changes no decision).
+SHIFT_SURE = 0.8
+SHIFT_SURE_IN_PLAY = 0.2
 CONTENT_TERMS_FULL = 12
 CONTEXT_QUERIES = 3  # earlier messages added when a message finds nothing alone
 CONTEXT_QUERY_CHARS = 1500
@@ -100,6 +105,8 @@ def shift_probability(features: Sequence[float]) -> float:
 def _is_shift(*, cues: TurnCues, top: SearchResult | None, in_play_best: float) -> bool:
     if top is None or top.confidence < SHIFT_FLOOR:
         return False
+    if top.confidence >= SHIFT_SURE and in_play_best < SHIFT_SURE_IN_PLAY and not (cues.asks and cues.pointing):
+        return True
     return shift_probability(shift_features(cues=cues, top=top, in_play_best=in_play_best)) >= SHIFT_THRESHOLD
 
 
