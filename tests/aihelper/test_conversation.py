@@ -76,6 +76,12 @@ def test_a_new_problem_is_found_and_the_answer_says_so(auth_client, demo_library
     assert _first(after) == CRASHLOOP
 
 
+def test_a_new_problem_needs_no_announcement(auth_client, demo_library):
+    session = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")["session_id"]
+    shift = _ask(auth_client, "the TLS certificate of api.example.com expires in 2 days", session)
+    assert shift["conversation"]["kind"] == "shift" and _first(shift) == "demo/tls-cert-expiry"
+
+
 def test_a_step_reference_answers_with_that_step(auth_client, demo_library):
     session = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")["session_id"]
     step = _ask(auth_client, "what does step 3 do?", session)
