@@ -86,6 +86,8 @@ def run_chat(convs: list[dict], user, timings: dict | None = None) -> tuple[Tall
             baseline = [r.runbook.slug for r in alone_outcome.recommended]
             for tally, shown, before in ((ours, slugs, previous), (alone, baseline, previous_alone)):
                 gold = expected(turn, before)
+                if gold is None and tally is ours:
+                    previous_right = False  # an unscored turn: the next one is not "after a right turn"
                 if gold is not None:
                     hit = bool(shown) and shown[0] in gold
                     tally.add((conv["split"], turn["kind"]), hit)
@@ -170,17 +172,27 @@ def fit(convs: list[dict], user, l2: float = 0.01) -> None:
     print(f"\nshift model, fitted on {len(train)} fit-part turns whose own best runbook is not the topic (L2 {l2}):")
     print("  SHIFT_WEIGHTS = (" + ", ".join(f"{w:.2f}" for w in weights) + ")")
     print("  # intercept, " + ", ".join(SHIFT_FEATURES))
-    print("\nturns decided right with the labelled topic in play (a shift is right when its own best runbook is gold):")
-    for threshold in (0.2, 0.3, 0.4, 0.5):
-        cells = []
-        for split in ("fit", "holdout"):
-            part = [row for row in rows if row["split"] == split]
-            probability = [1 / (1 + np.exp(-(weights[0] + np.dot(weights[1:], row["x"])))) for row in part]
-            shifts = [(p >= threshold and row["x"][0] >= SHIFT_FLOOR and row["right"])
-                      for p, row in zip(probability, part, strict=True) if row["kind"] == "shift"]
-            stays = [p < threshold for p, row in zip(probability, part, strict=True) if row["kind"] != "shift"]
-            cells.append(f"{split}: shifts {sum(shifts)}/{len(shifts)}, others kept {sum(stays)}/{len(stays)}")
-        print(f"  threshold {threshold}: " + "; ".join(cells))
+
+    def decided(split: str, threshold: float) -> tuple[int, int, int, int]:
+        part = [row for row in rows if row["split"] == split]
+        probability = [1 / (1 + np.exp(-(weights[0] + np.dot(weights[1:], row["x"])))) for row in part]
+        shifts = [(p >= threshold and row["x"][0] >= SHIFT_FLOOR and row["right"])
+                  for p, row in zip(probability, part, strict=True) if row["kind"] == "shift"]
+        stays = [p < threshold for p, row in zip(probability, part, strict=True) if row["kind"] != "shift"]
+        return sum(shifts), len(shifts), sum(stays), len(stays)
+
+    def worst(counts: tuple[int, int, int, int]) -> float:
+        return min(counts[0] / max(1, counts[1]), counts[2] / max(1, counts[3]))
+
+    print("\nturns decided right with the labelled topic in play (a shift is right when its own best runbook is gold),")
+    print("fit part; the threshold is the one with the best worse-of-the-two on the fit part:")
+    candidates = (0.2, 0.3, 0.4, 0.5)
+    for threshold in candidates:
+        shifts, n_shifts, kept, n_kept = decided("fit", threshold)
+        print(f"  threshold {threshold}: shifts {shifts}/{n_shifts}, others kept {kept}/{n_kept}")
+    chosen = max(candidates, key=lambda threshold: worst(decided("fit", threshold)))
+    shifts, n_shifts, kept, n_kept = decided("holdout", chosen)
+    print(f"chosen SHIFT_THRESHOLD {chosen}; holdout with it: shifts {shifts}/{n_shifts}, others kept {kept}/{n_kept}")
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ runbooks the user may see now). Then, from the message's cues (aihelper/chat/tur
   (``shift_probability``: the new runbook's confidence, the runbooks in play's confidence for this
   message, and the message's cues); then the new runbooks are presented and the answer says so;
 - a follow-up or small talk keeps the runbooks in play (``carried_over``), each with the better of its
-  confidence for this message and its last shown confidence (decayed by ``CARRY_DECAY`` per answer since
-  that showed nothing);
+  confidence for this message and its last shown confidence decayed by ``CARRY_DECAY`` per turn; a runbook
+  in play stays recommended down to ``SHIFT_FLOOR`` (as an uncertain match below the threshold);
 - with nothing in play, a message that finds nothing alone is searched again with the earlier messages
   (newest first), the only case with a second search.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from aihelper.chat.retrieval import runbooks_find
@@ -29,13 +29,13 @@ from audit.details import ConversationTurn, PresentedSolution
 from runbooks.calibration import presentation_strategy
 from runbooks.search import SearchConfig, SearchOutcome, SearchResult
 
-CARRY_DECAY = 0.9  # a carried runbook's confidence, per turn without it between the last answer and this one
+CARRY_DECAY = 0.9  # a carried runbook's confidence, per turn since it was shown
 # Fitted on the fit part of benchmarks/data/conversations.jsonl by `benchmarks/conversations.py --fit`
 # (L2 0.01; the holdout part is never used): intercept, then the weights of SHIFT_FEATURES.
 SHIFT_FEATURES = ("new_confidence", "in_play_confidence", "new_problem", "pointing", "asks", "content", "named")
 SHIFT_WEIGHTS = (-2.59, 1.21, -0.25, 2.35, -0.91, 0.09, 2.19, 0.34)
 SHIFT_THRESHOLD = 0.3  # shift when the probability is at least this (chosen on the fit part)
-SHIFT_FLOOR = 0.2  # a shift's new runbook is shown from this confidence on (as an uncertain match)
+SHIFT_FLOOR = 0.2  # a shift's new runbook, and runbooks in play, are shown from here on (as uncertain matches)
 # A guard beside the model: a message whose own best runbook is this sure while the runbooks in play score
 # below SHIFT_SURE_IN_PLAY for it is a new problem unless it asks about "it" (the model, fitted on our hard
 # near-neighbour data, weighs confidence lightly; on that data the guard changes no decision).
@@ -71,17 +71,21 @@ def _in_play(past: Sequence[PastTurn]) -> tuple[tuple[PresentedSolution, ...], i
 
 
 def _reranked(
-    outcome: SearchOutcome, results: Sequence[SearchResult], config: SearchConfig, floor: float | None = None
+    outcome: SearchOutcome, results: Sequence[SearchResult], config: SearchConfig, lenient: Collection[str] = ()
 ) -> SearchOutcome:
-    """Results ranked 1..n; recommended from ``floor`` (default: the threshold) on; the strategy by the config's
-    rules, so a recommendation below the threshold is presented as uncertain (experimental_options)."""
-    floor = config.threshold if floor is None else floor
+    """Results ranked 1..n in the given order; recommended from the threshold on, or from SHIFT_FLOOR for the
+    ``lenient`` ids (runbooks in play, a shift's new runbook); the strategy by the config's rules over the
+    confidences highest first, so a recommendation below the threshold is presented as uncertain."""
+
+    def floor(result: SearchResult) -> float:
+        return min(config.threshold, SHIFT_FLOOR) if str(result.runbook.pk) in lenient else config.threshold
+
     ranked = tuple(
-        replace(result, rank=rank, recommended=rank <= config.max_recommended and result.confidence >= floor)
+        replace(result, rank=rank, recommended=rank <= config.max_recommended and result.confidence >= floor(result))
         for rank, result in enumerate(results, start=1)
     )
-    strategy = presentation_strategy([result.confidence for result in ranked if result.recommended], config)
-    return replace(outcome, results=ranked, strategy=strategy)
+    shown = sorted((result.confidence for result in ranked if result.recommended), reverse=True)
+    return replace(outcome, results=ranked, strategy=presentation_strategy(shown, config))
 
 
 def shift_features(*, cues: TurnCues, top: SearchResult, in_play_best: float) -> tuple[float, ...]:
@@ -110,13 +114,20 @@ def _is_shift(*, cues: TurnCues, top: SearchResult | None, in_play_best: float) 
     return shift_probability(shift_features(cues=cues, top=top, in_play_best=in_play_best)) >= SHIFT_THRESHOLD
 
 
-def _referenced(cues: TurnCues, last: Sequence[PresentedSolution]) -> PresentedSolution | None:
+def _referenced(
+    cues: TurnCues, last: Sequence[PresentedSolution], visible: Collection[str]
+) -> PresentedSolution | None:
+    """The solution of the previous answer at the rank the message names, if the user may still see it."""
     if cues.rank is None or not last:
         return None
-    if cues.rank == 0:  # "the other one": the one that was not first
-        return last[1] if len(last) > 1 else None
-    index = len(last) - 1 if cues.rank == -1 else cues.rank - 1
-    return last[index] if 0 <= index < len(last) else None
+    ordered = sorted(last, key=lambda solution: solution.rank)
+    if cues.rank == 0:  # "the other one": the one that was not first, when there were exactly two
+        found = ordered[1] if len(ordered) == 2 else None
+    elif cues.rank == -1:
+        found = ordered[-1]
+    else:
+        found = next((solution for solution in ordered if solution.rank == cues.rank), None)
+    return found if found is not None and found.id in visible else None
 
 
 def _carry(
@@ -131,7 +142,7 @@ def _carry(
         result = by_id.get(solution.id)
         if result is None:  # the user may no longer see it: it leaves the conversation
             continue
-        remembered = solution.confidence * CARRY_DECAY ** (age - 1)
+        remembered = solution.confidence * CARRY_DECAY**age
         if remembered > result.confidence:
             carried.add(solution.id)
             result = replace(result, confidence=round(remembered, 4))
@@ -163,7 +174,7 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
                           carried=frozenset())
     visible = {str(result.runbook.pk): result for result in outcome.results}
     in_play = tuple(solution for solution in in_play if solution.id in visible)
-    referenced = _referenced(cues, [solution for solution in last if solution.id in visible])
+    referenced = _referenced(cues, last, visible)
     top = outcome.results[0] if outcome.results else None
     in_play_best = max((visible[solution.id].confidence for solution in in_play), default=0.0)
     turn = ConversationTurn(kind="follow_up", effective_query=outcome.query)
@@ -176,10 +187,10 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
         str(top.runbook.pk) not in {solution.id for solution in in_play}
         and _is_shift(cues=cues, top=top, in_play_best=in_play_best)
     ):
-        # The new problem's runbooks; one below the threshold is still shown as an uncertain match (the
-        # strategy says so) rather than leaving the engineer with the old topic's runbook.
-        fresh = [result for result in outcome.results if result.confidence >= SHIFT_FLOOR]
-        outcome = _reranked(outcome, fresh[: config.max_recommended], config, floor=min(config.threshold, SHIFT_FLOOR))
+        # The new problem's runbooks; its best one below the threshold is still shown as an uncertain match (the
+        # strategy says so) rather than leaving the engineer with the old topic's runbook; the others need the
+        # threshold as always.
+        outcome = _reranked(outcome, outcome.results[: config.max_recommended], config, lenient={str(top.runbook.pk)})
         return TurnSearch(outcome=outcome, turn=replace(turn, kind="shift"), carried=frozenset(),
                           previous_title=in_play[0].title)
     elif not in_play:
@@ -202,8 +213,9 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
 
     results, carried = _carry(outcome=outcome, in_play=in_play, age=age if referenced is None else 1,
                               first=focus.id, config=config)
-    outcome = _reranked(outcome, results[: max(config.max_recommended, 1)], config)
-    first = outcome.results[0].runbook if outcome.results else None
+    lenient = {solution.id for solution in in_play}
+    outcome = _reranked(outcome, results[: max(config.max_recommended, 1)], config, lenient=lenient)
+    first = outcome.recommended[0].runbook if outcome.recommended else None
     part = None
     if first is not None and not cues.small_talk:
         part = runbook_part(message=message, cues=cues, steps=first.steps or (), body=first.body_markdown or "")

@@ -86,6 +86,7 @@ def _why(runbook: RunbookContext) -> str:
 
 
 _FIXED = re.compile(r"\b(?:fixed|solved|resolved|worked|works now|all good|did it)\b", re.IGNORECASE)
+_NOT = re.compile(r"\b(?:not|no|still|never)\b|n't\b", re.IGNORECASE)
 CONTINUING_KINDS = ("follow_up", "continuation", "reference", "small_talk")
 
 
@@ -95,9 +96,10 @@ def _continuing_answer(prompt: Prompt) -> str:
     cues = turn_cues(prompt.question)
     carried = " (from earlier in this conversation)" if first.solution.carried_over else ""
     if prompt.turn.kind == "small_talk":
+        fixed = _FIXED.search(prompt.question) and not _NOT.search(prompt.question)
         opening = (
             "Good to hear it is fixed. If you ran the runbook, record the outcome on its execution page so the "
-            "next engineer sees it worked." if _FIXED.search(prompt.question) else "Take your time."
+            "next engineer sees it worked." if fixed else "Take your time."
         )
         return f"{opening}\n\nStill open in this conversation: {_runbook_link(first)}{carried}."
     parts = [f"About {_runbook_link(first)}{carried}:", f"*{_runbook_facts(first)}*"]

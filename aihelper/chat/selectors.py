@@ -10,8 +10,9 @@ from django.db.models import QuerySet
 
 from aihelper.chat.answers import answer_html
 from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
-from audit.details import PresentedSolution
+from audit.details import ActionDetails, PresentedSolution
 from audit.selectors import audit_log_details
+from runbooks.selectors import visible_runbooks
 
 HISTORY_MAX_MESSAGES = 40
 SESSIONS_MAX = 50
@@ -27,16 +28,42 @@ def chat_session_get(*, user, session_id: uuid.UUID | str) -> ChatSession:
     return ChatSession.objects.get(pk=session_id, user=user)
 
 
-def chat_history(*, session: ChatSession | None) -> list[tuple[str, str]]:
-    """The last messages of the session as (role, markdown), oldest first, for the prompt."""
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+HIDDEN_ANSWER = "(An earlier answer about a runbook you can no longer see is left out.)"
+
+
+def chat_history(*, session: ChatSession | None, user=None) -> list[tuple[str, str]]:
+    """The last messages of the session as (role, markdown), oldest first, for the prompt. With ``user``, an
+    answer that presented a runbook the user may no longer see is replaced by a note: its title, steps and
+    commands never reach the LLM again (2 queries)."""
     if session is None:
         return []
     rows = list(
         ChatMessage.objects.filter(session=session)
         .order_by("-created_at", "-id")
-        .values_list("role", "content")[:HISTORY_MAX_MESSAGES]
+        .values_list("role", "content", "audit_log__ai_action_details")[:HISTORY_MAX_MESSAGES]
     )
-    return rows[::-1]
+    presented = {
+        index: {solution.id for solution in ActionDetails.from_json(details).runbook_solutions}
+        for index, (role, _, details) in enumerate(rows)
+        if role == MessageRole.ASSISTANT and details
+    }
+    hidden: set[str] = set()
+    if user is not None and presented:
+        ids = set().union(*presented.values())
+        valid = [pk for pk in ids if _is_uuid(pk)]  # anything else in an old row is hidden, never a 500
+        hidden = ids - {str(pk) for pk in visible_runbooks(user).filter(pk__in=valid).values_list("pk", flat=True)}
+    return [
+        (role, HIDDEN_ANSWER if presented.get(index, set()) & hidden else content)
+        for index, (role, content, _) in reversed(list(enumerate(rows)))
+    ]
 
 
 @dataclass(frozen=True)

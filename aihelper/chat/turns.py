@@ -23,10 +23,10 @@ _ORDINALS = {
 _ORDINAL = r"(first|1st|second|2nd|third|3rd|last|other|top|final)"
 _THING = r"(?:one|runbook|option|link|suggestion|result|alternative|choice|match|recommendation)"
 _RANK_WORDS = re.compile(rf"\b(?:the\s+|that\s+)?{_ORDINAL}\s+{_THING}\b", re.IGNORECASE)
-_RANK_NUMBER = re.compile(r"\b(?:option|runbook|number|no\.?|result|#)\s*#?([1-9])\b", re.IGNORECASE)
+_RANK_NUMBER = re.compile(r"(?:\b(?:option|runbook|number|no\.?|result)\s*#?|#)\s*([1-9])\b", re.IGNORECASE)
 _STEP_NUMBER = re.compile(r"\b(?:step|command)\s*(?:#|no\.?|number)?\s*(\d{1,2})\b", re.IGNORECASE)
 _STEP_WORDS = re.compile(
-    r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|sixth|6th|seventh|7th|last|final|next)\s+"
+    r"\b(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|sixth|6th|seventh|7th|last|final)\s+"
     r"(?:step|command|thing)\b",
     re.IGNORECASE,
 )
@@ -37,6 +37,13 @@ _SMALL_TALK = re.compile(
     r"got it|lol|haha|one sec(?:ond)?|brb|on it|will do|hmm+|sure|yes|yep|yeah|no|nope|right|understood|"
     r"that (?:fixed|solved|worked|did) it|it worked|fixed|solved|resolved|all good|sounds good|good|"
     r"checking|looking|let me (?:check|look|try)|trying (?:it|that) now|done)\b",
+    re.IGNORECASE,
+)
+# What may follow an acknowledgement in small talk: more acknowledgement words, never a question or a problem.
+_SMALL_TALK_REST = re.compile(
+    r"^[\s\W]*(?:(?:ok(?:ay)?|thanks?|thank you|so much|a lot|thx|ty|cheers|great|perfect|nice|cool|awesome|got it|"
+    r"lol|haha|sure|yes|yep|yeah|right|understood|that|it|fixed|solved|worked|did|resolved|all|good|sounds|"
+    r"will do|on it|done|man|mate|again|now|looks|works|for|the|help|really|very|much)\b[\s\W]*)*$",
     re.IGNORECASE,
 )
 _NEW_PROBLEM = re.compile(
@@ -67,7 +74,7 @@ class TurnCues:
     words: int
     content_terms: frozenset[str]  # stemmed words that could retrieve something ("evict", "redis")
     rank: int | None = None  # "the second one" -> 2 (-1: the last; 0: "the other one")
-    step: int | None = None  # "step 3" -> 3 (-1: the last step; 0: the next step)
+    step: int | None = None  # "step 3" -> 3 (-1: the last step)
     same_runbook: bool = False  # "that runbook", "this one"
     small_talk: bool = False
     pointing: bool = False  # "it", "this", "that": the message leans on what came before
@@ -86,8 +93,6 @@ def _ordinal(word: str) -> int:
         return 0
     if word == "top":
         return 1
-    if word == "next":
-        return 0
     return _ORDINALS.get(word, 1)
 
 
@@ -105,7 +110,12 @@ def turn_cues(message: str) -> TurnCues:
         step = int(match.group(1))
     elif match := _STEP_WORDS.search(text):
         step = _ordinal(match.group(1))
-    small_talk = bool(_SMALL_TALK.match(text)) and len(words) <= SMALL_TALK_MAX_WORDS and len(terms) <= 2
+    small_talk = (
+        bool(_SMALL_TALK.match(text)) and len(words) <= SMALL_TALK_MAX_WORDS and len(terms) <= 2
+        and not text.rstrip().endswith("?") and not _NEW_PROBLEM.search(text)
+        and not (_STEP_NUMBER.search(text) or _STEP_WORDS.search(text) or _RANK_WORDS.search(text))
+        and (bool(_SMALL_TALK_REST.match(text)) or len(words) <= 3)
+    )
     return TurnCues(
         words=len(words),
         content_terms=terms,
@@ -129,7 +139,7 @@ class RunbookPart:
     step: int | None = None
 
 
-_HEADING = re.compile(r"^(#{2,4})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_HEADING = re.compile(r"^(#{2,4})[ \t]+([^\n]*)$", re.MULTILINE)  # linear: no nested or overlapping quantifiers
 SECTION_MAX_CHARS = 1200
 
 
@@ -139,18 +149,30 @@ def _sections(body: str) -> list[tuple[str, str]]:
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
         content = body[match.end():end].strip()
-        if content:
-            sections.append((match.group(2).strip(), content))
+        heading = match.group(2).rstrip(" \t#").strip()
+        if content and heading:
+            sections.append((heading, content))
     return sections
+
+
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)", re.MULTILINE)
+
+
+def fenced_safely(text: str) -> str:
+    """Runbook Markdown cut or quoted into an answer: a code fence it leaves open is closed, so nothing the
+    answer says after it ends up inside a code block."""
+    fences = _FENCE.findall(text)
+    return text + "\n" + fences[-1] if len(fences) % 2 else text
 
 
 def _step_part(steps: Sequence[dict], number: int) -> RunbookPart:
     step = steps[number - 1]
-    lines = [str(step.get("detail") or "").strip()]
+    lines = [fenced_safely(str(step.get("detail") or "").strip())]
     if step.get("command"):
         lines.append("```\n" + str(step["command"]).strip().replace("```", "'''") + "\n```")
-    return RunbookPart(heading=f"Step {number}: {str(step.get('title') or '').strip()}",
-                       text="\n\n".join(line for line in lines if line), step=number)
+    title = " ".join(str(step.get("title") or "").split())
+    return RunbookPart(heading=f"Step {number}: {title}", text="\n\n".join(line for line in lines if line),
+                       step=number)
 
 
 def _overlap(terms: frozenset[str], text: str) -> int:
@@ -162,13 +184,13 @@ _DIAGNOSIS = re.compile(r"\b(?:check|look|diagnos\w*|investigat\w*|cause|why|con
 
 
 def runbook_part(
-    *, message: str, cues: TurnCues, steps: Sequence[dict], body: str, next_step: int = 1
+    *, message: str, cues: TurnCues, steps: Sequence[dict], body: str
 ) -> RunbookPart | None:
     """The step the message names, else the step or section sharing most words with it, else the section a
     'fix it' or 'what to check' question is about; None when nothing in particular is asked about."""
     steps = [step for step in steps if isinstance(step, dict)]
     if cues.step is not None and steps:
-        number = {-1: len(steps), 0: min(next_step, len(steps))}.get(cues.step, cues.step)
+        number = len(steps) if cues.step == -1 else cues.step
         if 1 <= number <= len(steps):
             return _step_part(steps, number)
     scored: list[tuple[int, int, RunbookPart]] = []
@@ -178,6 +200,7 @@ def runbook_part(
     sections = _sections(body)
     for index, (heading, content) in enumerate(sections):
         clipped = content if len(content) <= SECTION_MAX_CHARS else content[: SECTION_MAX_CHARS - 1] + "…"
+        clipped = fenced_safely(clipped)
         scored.append((_overlap(cues.content_terms, heading + " " + content), -index - 100,
                        RunbookPart(heading=heading, text=clipped)))
     best = max(scored, key=lambda item: (item[0], item[1]), default=None)
@@ -187,7 +210,7 @@ def runbook_part(
     if wanted is not None:
         for heading, content in sections:
             if wanted.search(heading):
-                return RunbookPart(heading=heading, text=content[:SECTION_MAX_CHARS])
+                return RunbookPart(heading=heading, text=fenced_safely(content[:SECTION_MAX_CHARS]))
         if wanted is _DIAGNOSIS and steps:
             return _step_part(steps, 1)
     return None

@@ -75,3 +75,24 @@ def test_a_follow_up_gives_the_model_the_runbook_in_play_to_link(user, library, 
     # The model's link to the carried runbook survives the link filter, and the card says where it came from.
     assert f'data-runbook-id="{disk.pk}"' in follow.answer_html
     assert follow.solutions[0].carried_over is True
+
+
+def test_an_answer_about_a_runbook_the_user_lost_never_reaches_the_model_again(
+    user, library, recommend_all, fake_anthropic
+):
+    from django.contrib.auth.models import Group
+
+    secret = library["test/secret-postgres-failover"]
+    user.groups.add(Group.objects.get(name="dba"))
+    fake_anthropic.text = f"Use [SecretPostgresFailover](/runbooks/{secret.pk}/): `pg_ctl promote -D /secret/path`."
+    first = chat_answer(user=user, message="primary postgres lost, replica lag huge, promote the replica?")
+    assert str(secret.pk) in [solution.id for solution in first.solutions]
+
+    user.groups.clear()
+    fake_anthropic.text = "Noted."
+    chat_answer(user=user, message="what was that command again?", session_id=first.session.pk)
+    sent = fake_anthropic.requests[-1]["json"]["messages"]
+    everything = " ".join(message["content"] for message in sent)
+    assert "/secret/path" not in everything and str(secret.pk) not in everything
+    assert "SecretPostgresFailover" not in everything
+    assert "left out" in sent[1]["content"]  # the earlier answer is replaced by a note, roles still alternate

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from aihelper.chat.turns import turn_cues
+from aihelper.chat.turns import fenced_safely, runbook_part, turn_cues
 from audit.models import AuditLog, EventSource, RunbookInteractionEvent
 
 pytestmark = pytest.mark.django_db
@@ -168,7 +168,52 @@ def test_audit_log_of_each_turn_records_carried_over_and_the_click_counts_for_th
         ("also the kafka consumers are lagging", "new_problem", True),
         ("how do I fix it quickly?", "rank", None),
         ("redis is evicting keys", "small_talk", False),
+        ("ok", "small_talk", True),
+        ("cheers mate", "small_talk", True),
+        # An acknowledgement that goes on to ask or report something is not small talk.
+        ("sure, can I restart it safely?", "small_talk", False),
+        ("ok, what's the next step?", "small_talk", False),
+        ("no, still not fixed", "small_talk", False),
+        ("ok, the disk is full", "small_talk", False),
+        ("#2 please", "rank", 2),
+        ("what about #2?", "rank", 2),
+        ("what's the next step?", "step", None),
     ],
 )
 def test_turn_cues_read_references_small_talk_and_new_problems(message, field, value):
     assert getattr(turn_cues(message), field) == value
+
+
+def test_runbook_parts_close_the_code_fence_they_cut_and_read_long_headings():
+    body = ("## Diagnosis\n\nRun this:\n\n```shell\n" + "echo line\n" * 400 + "```\n\n"
+            "## Mitigation" + " " * 5000 + "now\n\nRestart.\n")
+    cues = turn_cues("how do I check the diagnosis?")
+    part = runbook_part(message="how do I check the diagnosis?", cues=cues, steps=[], body=body)
+    assert part.heading == "Diagnosis" and part.text.count("```") % 2 == 0
+    # A heading line with thousands of spaces is read in linear time (no backtracking) and trimmed.
+    fix = runbook_part(message="how do I fix it", cues=turn_cues("how do I fix it"), steps=[], body=body)
+    assert fix.heading.startswith("Mitigation") and fix.heading.endswith("now") and fix.text == "Restart."
+    assert fenced_safely("~~~\ncode") == "~~~\ncode\n~~~"
+
+
+def test_a_rank_reference_means_the_rank_that_was_shown_even_after_access_is_lost(
+    user, library, recommend_all, offline
+):
+    from django.contrib.auth.models import Group
+
+    from aihelper.chat.services.orchestrator import chat_answer
+
+    secret = str(library["test/secret-postgres-failover"].pk)
+    user.groups.add(Group.objects.get(name="dba"))
+    question = "promote the postgres replica, the primary database is lost"
+    first, other = chat_answer(user=user, message=question), chat_answer(user=user, message=question)
+    shown = {solution.rank: solution.id for solution in first.solutions}
+    assert shown[1] == secret and len(shown) == 3
+
+    user.groups.clear()
+    second = chat_answer(user=user, message="what about the second one?", session_id=first.session.pk)
+    assert second.turn.kind == "reference" and second.turn.referenced_rank == 2
+    assert second.solutions[0].id == shown[2]  # not the third, which moved up when the first became invisible
+    assert secret not in [solution.id for solution in second.solutions]
+    gone = chat_answer(user=user, message="and the first one?", session_id=other.session.pk)
+    assert gone.turn.referenced_rank is None and secret not in [solution.id for solution in gone.solutions]

@@ -201,8 +201,9 @@ def _prepare(*, user, question: _Question, search_config: SearchConfig | None) -
     started = time.perf_counter()
     solutions = presented_solutions(search=search, user=user)
     prompt: Prompt = prompt_build(
-        question=search.outcome.query,
-        history=chat_history(session=question.session),
+        # What the engineer typed (clipped like the search), not a widened query: that is in the audit only.
+        question=question.message[: config.max_query_chars],
+        history=chat_history(session=question.session, user=user),
         runbooks=runbook_contexts(search=search, solutions=solutions),
         strategy=search.outcome.strategy,
         turn=search.turn,
