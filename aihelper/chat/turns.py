@@ -48,10 +48,12 @@ _SMALL_TALK_REST = re.compile(
 )
 _NEW_PROBLEM = re.compile(
     r"\b(?:different|another|new|unrelated|separate|other|second|next)\s+(?:issue|problem|alert|incident|thing|"
-    r"topic|question|page|fire)\b|^\W*(?:also|additionally|meanwhile|now|btw|by the way|unrelated|next up|"
-    r"moving on|separately)\b|\b(?:now|also)\s+(?:we|i|there|the)\b|\[firing",
+    r"topic|question|page|fire)\b|(?:^|[.;:!?]\s)\W*(?:(?:ok(?:ay)?|right|cool|thanks|done|fixed)\W+)?"
+    r"(?:also|additionally|meanwhile|now|btw|by the way|unrelated|next up|moving on|separately)\b"
+    r"|\b(?:now|also)\s+(?:we|i|there|the)\b|\[firing",
     re.IGNORECASE,
 )
+
 _ASKS_ABOUT = re.compile(
     r"^\W*(?:how|can|could|should|shall|what|which|why|who|whom|when|where|is|are|does|do|did|will|would|"
     r"any|and|but|so|then|ok so|okay so|what if|is it|do i|should i|can i)\b",
