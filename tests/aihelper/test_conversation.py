@@ -166,6 +166,8 @@ def test_audit_log_of_each_turn_records_carried_over_and_the_click_counts_for_th
         ("and the last step?", "step", -1),
         ("thanks, that fixed it", "small_talk", True),
         ("also the kafka consumers are lagging", "new_problem", True),
+        ("ok. separately the bond0 link on worker-31 keeps going up and down", "new_problem", True),
+        ("can I restart it now?", "new_problem", False),
         ("how do I fix it quickly?", "rank", None),
         ("redis is evicting keys", "small_talk", False),
         ("ok", "small_talk", True),
