@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY= THROTTLE_CHAT=10000/min
 
-.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-feedback bench-hnsw bench-secrets bench-deps bench-llm-concurrency screenshots
+.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-gaps bench-feedback bench-hnsw bench-secrets bench-deps bench-llm-concurrency bench-conversations screenshots
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-retrieval: install
 bench-chat: install
 	$(TEST_ENV) $(PY) benchmarks/chat.py
 
+bench-conversations: install
+	$(TEST_ENV) $(PY) benchmarks/conversations.py
+
 bench-retrieval-scale: install
 	$(TEST_ENV) $(PY) benchmarks/retrieval.py --scale
 
@@ -69,6 +72,9 @@ bench-reliability: bench-deps
 
 bench-analytics: install
 	$(TEST_ENV) $(PY) benchmarks/analytics_scale.py $(BENCH_ARGS)
+
+bench-gaps: install
+	$(TEST_ENV) $(PY) benchmarks/gaps.py $(BENCH_ARGS)
 
 bench-feedback: install
 	$(TEST_ENV) $(PY) benchmarks/feedback_simulation.py $(BENCH_ARGS)

@@ -3,7 +3,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from analytics.models import Experiment, RunbookStats, StatsRun
-from analytics.views import dashboard_view, export_csv_view
+from analytics.views import dashboard_view, export_csv_view, gaps_view
 
 
 def _analytics_urls(get_urls):
@@ -12,6 +12,7 @@ def _analytics_urls(get_urls):
     def urls():
         return [
             path("analytics/dashboard/", admin.site.admin_view(dashboard_view), name="analytics_dashboard"),
+            path("analytics/gaps/", admin.site.admin_view(gaps_view), name="analytics_gaps"),
             path(
                 "analytics/dashboard/<slug:table>.csv",
                 admin.site.admin_view(export_csv_view),

@@ -1,8 +1,12 @@
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from pgvector.django import VectorField
+
+from runbooks.models import EMBEDDING_DIMENSIONS
 
 # SearchConfig fields an experiment may override, with their allowed range (runbooks.search.SearchConfig).
 OVERRIDABLE_FIELDS: dict[str, tuple[type, float, float]] = {
@@ -175,6 +179,7 @@ class PairFact(models.Model):
     experiment = models.CharField(max_length=100)
     variant = models.CharField(max_length=100)
     rank = models.PositiveSmallIntegerField(null=True)
+    carried_over = models.BooleanField(default=False)
     presented_at = models.DateTimeField()
     clicked_at = models.DateTimeField(null=True)
     viewed_at = models.DateTimeField(null=True)
@@ -198,3 +203,131 @@ class FactsState(models.Model):
 
     def __str__(self) -> str:
         return f"facts settled before {self.settled_before}"
+
+
+class RollupAudience(models.Model):
+    """Whose view a set of daily rollups holds: everyone (superusers, ``hidden`` NULL) or the staff who may
+    not see exactly the runbooks in ``hidden``. Per-log metrics depend on which runbooks a reader may
+    see, so they are rolled up per audience; ``rolled_until`` (a day boundary in ``time_zone``) is how far."""
+
+    key = models.CharField(max_length=64, unique=True)
+    hidden = ArrayField(models.UUIDField(), null=True)
+    time_zone = models.CharField(max_length=64)
+    rolled_until = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class _DailyCell(models.Model):
+    """The dimensions every filter of the dashboard can select, per calendar day in the audience's zone."""
+
+    day = models.DateField()
+    strategy = models.CharField(max_length=40)
+    source = models.CharField(max_length=30)
+    experiment = models.CharField(max_length=100)
+    variant = models.CharField(max_length=100)
+
+    class Meta:
+        abstract = True
+
+
+class DailyLogRollup(_DailyCell):
+    """Additive per-log counts of settled audit logs, per audience and cell (docs/analytics.md, Rollups)."""
+
+    audience = models.ForeignKey(RollupAudience, on_delete=models.CASCADE, related_name="+")
+    logs = models.IntegerField()
+    recommended = models.IntegerField()
+    clicked = models.IntegerField()
+    rank1 = models.IntegerField()
+    multi = models.IntegerField()
+    # numeric, as the live statement sums 1.0 / rank: the same digits whichever way the days are grouped
+    rr_sum = models.DecimalField(max_digits=32, decimal_places=20)
+    abandoned = models.IntegerField()
+
+    class Meta:
+        db_table = "analytics_daily_logs"
+        indexes = [models.Index(name="daily_logs_audience_day", fields=["audience", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.strategy} {self.source}"
+
+
+class DailyPairRollup(_DailyCell):
+    """Presentations per audience, cell, rank and carried-over flag, with their funnel step counts."""
+
+    detailed = models.BooleanField()  # False: per strategy only (analytics.sql.common.rollup_condition)
+    audience = models.ForeignKey(RollupAudience, on_delete=models.CASCADE, related_name="+")
+    rank = models.SmallIntegerField(null=True)
+    carried_over = models.BooleanField()
+    impressions = models.IntegerField()
+    clicks = models.IntegerField()
+    viewed = models.IntegerField()
+    started = models.IntegerField()
+    succeeded = models.IntegerField()
+
+    class Meta:
+        db_table = "analytics_daily_pairs"
+        indexes = [models.Index(name="daily_pairs_audience_day", fields=["audience", "detailed", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.strategy} {self.source}"
+
+
+class DailyHistogram(_DailyCell):
+    """Durations on fixed log-scale buckets (analytics/histograms.py) per audience and cell: ``measure`` 0 is
+    time to decision, 1-4 the funnel's seconds from the previous step (click, view, start, success)."""
+
+    detailed = models.BooleanField()
+    audience = models.ForeignKey(RollupAudience, on_delete=models.CASCADE, related_name="+")
+    measure = models.SmallIntegerField()
+    bucket = models.SmallIntegerField()
+    count = models.IntegerField()
+
+    class Meta:
+        db_table = "analytics_daily_histograms"
+        indexes = [models.Index(name="daily_hist_audience_day", fields=["audience", "detailed", "measure", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.strategy} {self.source}"
+
+
+class DailyRunbookRollup(_DailyCell):
+    """Presentations per runbook (every audience: restricted readers filter by runbook id). The carried-over
+    split is in DailyPairRollup; here it would double the rows top runbooks read."""
+
+    detailed = models.BooleanField()
+    runbook_id = models.UUIDField()
+    impressions = models.IntegerField()
+    clicks = models.IntegerField()
+    click_rank_sum = models.IntegerField()
+
+    class Meta:
+        db_table = "analytics_daily_runbooks"
+        # Covering: top runbooks over a year read ~100k coarse rows by an index-only scan.
+        indexes = [
+            models.Index(
+                name="daily_runbooks_day",
+                fields=["detailed", "day"],
+                include=["runbook_id", "impressions", "clicks", "click_rank_sum", "strategy", "source"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.strategy} {self.source}"
+
+
+class QuestionVector(models.Model):
+    """The embedding of an audit log's question, for grouping the knowledge gaps by meaning (written by
+    ``manage.py refresh_gap_vectors`` for the questions that are gap candidates; docs/analytics.md)."""
+
+    audit_log_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    embedding_model = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = "analytics_question_vectors"
+
+    def __str__(self) -> str:
+        return str(self.audit_log_id)

@@ -9,6 +9,9 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 
 from analytics.services.dashboard import Dashboard, analytics_dashboard
+from analytics.services.gaps import COVERED_SIMILARITY, gap_report
+from analytics.services.gaps_page import group_card
+from analytics.services.health import runbook_health
 from analytics.services.page import dashboard_page
 from analytics.services.parameters import (
     FILTER_PARAMETERS,
@@ -88,3 +91,27 @@ def export_csv_view(request, table: str):
     writer.writerow([csv_cell(cell) for cell in tables[table].headers])
     writer.writerows([csv_cell(cell) for cell in row] for row in tables[table].rows)
     return response
+
+
+def gaps_view(request):
+    """Admin -> Analytics -> Gaps: the knowledge-gap groups and the runbook health of a range (staff only,
+    through admin_view). Invalid parameters: 400, the errors in words above the last 30 days."""
+    try:
+        parameters, error = analytics_parameters_parse(query=request.GET), ""
+    except InvalidParameters as exc:
+        parameters, error = analytics_parameters_parse(query={}), exc.message
+    start, end = parameters.start, parameters.end
+    report = gap_report(user=request.user, start=start, end=end)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Knowledge gaps",
+        "error": error,
+        "report": report,
+        "cards": [group_card(group, start=start, end=end) for group in report.groups],
+        "health": runbook_health(user=request.user, start=start, end=end),
+        "covered_similarity": COVERED_SIMILARITY,
+        "form_start": start.date().isoformat(),
+        "form_end": (end.astimezone(start.tzinfo) - end.resolution).date().isoformat(),
+        "drafted": request.GET.get("drafted", ""),
+    }
+    return TemplateResponse(request, "admin/analytics/gaps.html", context, status=400 if error else 200)

@@ -76,7 +76,11 @@ class AuditLogAdmin(ReadOnlyAdmin):
         css = {"all": ("css/audit_admin.css",)}
 
     readonly_fields = (
-        "strategy", "presented_solutions", "answer_events", "action_details_json", "user_modifications_json"
+        "strategy",
+        "presented_solutions",
+        "answer_events",
+        "action_details_json",
+        "user_modifications_json",
     )
 
     @admin.display(description="Query")
@@ -143,7 +147,14 @@ class AuditLogAdmin(ReadOnlyAdmin):
         if not solution.is_runbook:
             return format_html("{} ({})", name, solution.type)
         url = reverse("admin:runbooks_runbook_change", args=[solution.id])
-        return format_html('<a href="{}">{}</a><br><span class="audit-muted">{}</span>', url, name, solution.slug)
+        link = format_html('<a href="{}">{}</a><br><span class="audit-muted">{}</span>', url, name, solution.slug)
+        if not solution.runbook_version:
+            return format_html('{}<br><span class="audit-muted">{}</span>', link, "version not recorded")
+        # By URL name: the runbooks app (a layer above audit) registers the version page in the admin.
+        version_url = reverse("admin:runbooks_runbook_version", args=[solution.id, solution.runbook_version])
+        return format_html(
+            '{}<br><a href="{}">Version {} as presented</a>', link, version_url, solution.runbook_version
+        )
 
     @staticmethod
     def _event_list(events: list[InteractionEventRow]) -> SafeString:
@@ -153,8 +164,11 @@ class AuditLogAdmin(ReadOnlyAdmin):
             "",
             '<li>{} <span class="audit-muted">{} · {}</span></li>',
             (
-                (event.get_event_type_display(), f"{localtime(event.event_timestamp):%Y-%m-%d %H:%M:%S}",
-                 event.get_source_display())
+                (
+                    event.get_event_type_display(),
+                    f"{localtime(event.event_timestamp):%Y-%m-%d %H:%M:%S}",
+                    event.get_source_display(),
+                )
                 for event in events
             ),
         )

@@ -282,3 +282,60 @@ def audit_log_json_text_blank(*, cutoff: dt.datetime, marker: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(AUDIT_LOG_JSON_TEXT_BLANK_SQL, {"cutoff": cutoff, "marker": marker})
         return cursor.rowcount
+
+
+# --- Archive of a month's partition (audit.services.partitions.event_partition_archive / _restore) --------
+# The partition's rows as CSV with a header, in a stable order so the same month gives the same bytes.
+PARTITION_EXPORT_SQL = sql.SQL(
+    "COPY (SELECT * FROM {partition} ORDER BY event_timestamp, event_id) TO STDOUT WITH (FORMAT csv, HEADER true)"
+)
+PARTITION_COUNT_SQL = sql.SQL("SELECT count(*) FROM {partition}")
+# HEADER MATCH: the file's columns must be the table's, by name and order, or nothing is loaded.
+EVENTS_IMPORT_SQL = sql.SQL("COPY {parent} FROM STDIN WITH (FORMAT csv, HEADER MATCH)").format(
+    parent=sql.Identifier(EVENTS_TABLE)
+)
+EVENT_ID_CLAIMS_DELETE_BETWEEN_SQL = sql.SQL(
+    "DELETE FROM {claims} WHERE event_timestamp >= %s AND event_timestamp < %s"
+).format(claims=sql.Identifier(EventIdClaim._meta.db_table))
+PARTITION_LOCK_SQL = sql.SQL("LOCK TABLE {partition} IN SHARE MODE")
+
+
+def partition_name(month: dt.date) -> str:
+    """The monthly partition of ``month`` (runbook_events_ensure_partition names them so)."""
+    return f"{EVENTS_TABLE}_y{month:%Y}m{month:%m}"
+
+
+def partition_export(name: str, write) -> None:
+    """Stream the partition ``name`` as CSV (header first) to ``write(bytes)``; no writer can change it
+    meanwhile (SHARE lock until the caller's transaction ends)."""
+    partition = sql.Identifier(name)
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        cursor.execute(PARTITION_LOCK_SQL.format(partition=partition))
+        with cursor.copy(PARTITION_EXPORT_SQL.format(partition=partition)) as copy:
+            for block in copy:
+                write(bytes(block))
+
+
+def partition_row_count(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(PARTITION_COUNT_SQL.format(partition=sql.Identifier(name)).as_string(connection.connection))
+        return cursor.fetchone()[0]
+
+
+def events_import(blocks) -> int:
+    """Load CSV ``blocks`` (bytes, header first, as partition_export wrote them) into the event store;
+    returns the rows loaded. The insert triggers claim each event id as for any new event."""
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        with cursor.copy(EVENTS_IMPORT_SQL) as copy:
+            for block in blocks:
+                copy.write(block)
+        return cursor.rowcount
+
+
+def event_id_claims_delete_between(start: dt.datetime, end: dt.datetime) -> int:
+    """Delete the claims of events in [start, end) (an archived month's); returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(EVENT_ID_CLAIMS_DELETE_BETWEEN_SQL.as_string(connection.connection), [start, end])
+        return cursor.rowcount

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from runbooks.importers import read_jsonl
+from runbooks.models import RunbookOrigin
 from runbooks.services import runbook_upsert
 
 DEMO_RUNBOOKS = Path(__file__).resolve().parent / "demo_data" / "demo_runbooks.jsonl"
@@ -58,6 +59,11 @@ def demo_runbooks_ensure(path: Path = DEMO_RUNBOOKS) -> dict[str, int]:
     for record in read_jsonl(path):
         if record.error:
             raise ValueError(f"{record.source}:{record.line}: {record.error}")
-        _, status = runbook_upsert(slug=record.slug, data=record.data, allowed_groups=record.allowed_groups or [])
+        _, status = runbook_upsert(
+            slug=record.slug,
+            data={**record.data, "origin": RunbookOrigin.DEMO, "origin_source": ""},
+            allowed_groups=record.allowed_groups or [],
+            source="demo",
+        )
         counts[status] += 1
     return counts

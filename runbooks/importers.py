@@ -24,7 +24,7 @@ from django.db import transaction
 from markdown_it import MarkdownIt
 
 from runbooks.bodies import runbook_body_fields, split_front_matter
-from runbooks.models import STEP_MAX_CHARS
+from runbooks.models import STEP_MAX_CHARS, RunbookOrigin
 from runbooks.services import runbook_upsert
 
 STATUSES = ("created", "updated", "unchanged", "invalid")
@@ -264,11 +264,20 @@ def parse_markdown(text: str, *, slug: str, fallback_title: str) -> tuple[dict, 
     return data, front
 
 
+def _error_line(exc: Exception) -> int:
+    """The line of the file where reading failed: a YAML error's mark (its block starts on line 2, after
+    the opening ``---``), the line of an undecodable byte, else 1."""
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.object[: exc.start].count(b"\n") + 1
+    mark = getattr(exc.__cause__, "problem_mark", None) or getattr(exc.__cause__, "context_mark", None)
+    return mark.line + 2 if mark is not None else 1
+
+
 def _markdown_record(path: Path, default_slug: str) -> ParsedRecord:
     try:
         data, front = parse_markdown(path.read_text(encoding="utf-8"), slug=default_slug, fallback_title=path.stem)
     except (ValueError, UnicodeDecodeError) as exc:
-        return ParsedRecord(str(path), 1, default_slug, {}, error=f"cannot parse: {exc}")
+        return ParsedRecord(str(path), _error_line(exc), default_slug, {}, error=f"cannot parse: {exc}")
     groups = front.get("allowed_groups")
     if groups is not None and not isinstance(groups, list):
         groups = [str(groups)]
@@ -298,30 +307,43 @@ def read_sources(paths: Iterable[Path]) -> Iterator[ParsedRecord]:
             yield ParsedRecord(str(path), 0, "", {}, error="no such file or directory")
 
 
-def _validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
     if hasattr(exc, "message_dict"):
         return "; ".join(f"{key}: {' '.join(messages)}" for key, messages in exc.message_dict.items())
     return " ".join(exc.messages)
 
 
-def runbooks_import(*, paths: Iterable[Path], strict: bool = False, on_record=None) -> ImportReport:
-    """Upsert every runbook found under ``paths``; with ``strict`` any invalid record rolls back all."""
+def import_source_name(path: Path, source: str | None = None) -> str:
+    """What ``origin_source`` records for runbooks read from ``path``: the ``--source`` name if given, else
+    the absolute path (the same folder named two ways is one source)."""
+    return source or str(path.resolve())
+
+
+def runbooks_import(
+    *, paths: Iterable[Path], strict: bool = False, on_record=None, source: str | None = None
+) -> ImportReport:
+    """Upsert every runbook found under ``paths``; with ``strict`` any invalid record rolls back all.
+
+    Each runbook records where it came from: origin ``import``, ``origin_source`` from import_source_name.
+    """
     report = ImportReport()
     try:
         with transaction.atomic():
-            for record in read_sources(paths):
-                outcome = RecordOutcome(record.source, record.line, record.slug, "invalid", record.error)
-                if not record.error:
-                    try:
-                        _, status = runbook_upsert(
-                            slug=record.slug, data=record.data, allowed_groups=record.allowed_groups
-                        )
-                        outcome.status = status
-                    except ValidationError as exc:
-                        outcome.error = _validation_message(exc)
-                report.outcomes.append(outcome)
-                if on_record:
-                    on_record(outcome)
+            for path in paths:
+                origin = {"origin": RunbookOrigin.IMPORT, "origin_source": import_source_name(path, source)}
+                for record in read_sources([path]):
+                    outcome = RecordOutcome(record.source, record.line, record.slug, "invalid", record.error)
+                    if not record.error:
+                        try:
+                            _, status = runbook_upsert(
+                                slug=record.slug, data={**record.data, **origin}, allowed_groups=record.allowed_groups
+                            )
+                            outcome.status = status
+                        except ValidationError as exc:
+                            outcome.error = validation_message(exc)
+                    report.outcomes.append(outcome)
+                    if on_record:
+                        on_record(outcome)
             if strict and report.invalid:
                 raise ImportAborted
     except ImportAborted:

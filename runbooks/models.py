@@ -43,6 +43,21 @@ def validate_steps(value) -> None:
         raise ValidationError(errors)
 
 
+class RunbookStatus(models.TextChoices):
+    """Lifecycle: only ``active`` runbooks (that are also ``enabled``) are searched and recommended."""
+
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+class RunbookOrigin(models.TextChoices):
+    ADMIN = "admin", "Written in the admin"
+    DEMO = "demo", "Demo data"
+    IMPORT = "import", "Imported"
+    GAP_REPORT = "gap_report", "Drafted from the knowledge-gap report"
+
+
 class Runbook(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.CharField(max_length=200, unique=True, validators=[slug_validator])
@@ -60,13 +75,27 @@ class Runbook(models.Model):
     category = models.CharField(max_length=100, blank=True)
     is_automated = models.BooleanField(default=False)
     automation_ref = models.CharField(max_length=300, blank=True)
+    # ``enabled`` is the operator's switch (off for a while, e.g. a runbook under review); ``status`` is the
+    # lifecycle. Searched / recommended / catalogue = ``status == active`` AND ``enabled`` (docs/authoring.md).
     enabled = models.BooleanField(default=True)
+    status = models.CharField(max_length=10, choices=RunbookStatus.choices, default=RunbookStatus.ACTIVE, db_index=True)
+    origin = models.CharField(max_length=20, choices=RunbookOrigin.choices, default=RunbookOrigin.ADMIN)
+    # The import source (a folder path, or the name given with ``import_runbooks --source``); "" otherwise.
+    origin_source = models.CharField(max_length=300, blank=True)
     allowed_groups = models.ManyToManyField(
         "auth.Group",
         blank=True,
         related_name="runbooks",
         help_text="Only members of these groups may see the runbook. None selected: everyone may.",
     )
+    # Who owns the text: members of this group may edit it in the authoring view (runbooks/authoring.py)
+    # and are named by the review-due flag; ``review_interval_days`` after ``reviewed_at`` it is due.
+    owner_group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_runbooks"
+    )
+    review_interval_days = models.PositiveIntegerField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Raised by every save that changes a versioned field; each value has its RunbookVersion row.
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -94,6 +123,50 @@ class Runbook(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RunbookVersion(models.Model):
+    """What runbook ``runbook`` said at version ``number`` (runbooks/versions.py): append-only, one row
+    per version, written by the service that changed the runbook in the same transaction."""
+
+    runbook = models.ForeignKey("runbooks.Runbook", on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    # {field: value} of runbooks.versions.VERSIONED_FIELDS as they were at this version.
+    snapshot = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    changed_fields = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField()
+    # Which write path saved it: admin, editor, import, sync, demo, gap_report, migration.
+    source = models.CharField(max_length=20)
+
+    class Meta:
+        db_table = "runbook_versions"
+        ordering = ["runbook", "-number"]
+        constraints = [models.UniqueConstraint(fields=["runbook", "number"], name="runbook_version_unique")]
+
+    SOURCE_LABELS = {
+        "admin": "admin form",
+        "editor": "runbook editor",
+        "import": "import",
+        "sync": "import --sync",
+        "demo": "demo data",
+        "gap_report": "knowledge-gap report",
+        "migration": "recorded when versions started to be kept",
+        "unrecorded": "saved before versions were kept",
+    }
+
+    def __str__(self) -> str:
+        return f"{self.runbook_id} v{self.number}"
+
+    @property
+    def source_label(self) -> str:
+        return self.SOURCE_LABELS.get(self.source, self.source)
+
+    @property
+    def changed_fields_text(self) -> str:
+        return ", ".join(name.replace("_", " ") for name in self.changed_fields) or "–"
 
 
 class ExecutionStatus(models.TextChoices):

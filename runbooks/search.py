@@ -31,7 +31,7 @@ from runbooks.lexical import (
     title_coverage,
     title_exact,
 )
-from runbooks.models import Runbook
+from runbooks.models import Runbook, RunbookStatus
 from runbooks.selectors import runbook_success_stats, smoothed_success, visible_runbooks
 from runbooks.sql import TitleVector, hnsw_scan_set_local, selective_words
 
@@ -279,6 +279,12 @@ def _result(scored: _Scored, *, rank: int, config: SearchConfig) -> SearchResult
     )
 
 
+def searchable_runbooks(user) -> QuerySet[Runbook]:
+    """What search may find for ``user``: visible to them (RBAC, enabled) and ``active`` — drafts and
+    retired runbooks are never searched, recommended or counted as catalogue (docs/authoring.md)."""
+    return visible_runbooks(user).filter(status=RunbookStatus.ACTIVE)
+
+
 def runbook_search(
     *,
     query: str,
@@ -299,7 +305,7 @@ def runbook_search(
     truncated = len(text) > config.max_query_chars
     text = text[: config.max_query_chars]
 
-    found = runbook_candidates(text=text, base=visible_runbooks(user), config=config, extra_ids=extra_ids)
+    found = runbook_candidates(text=text, base=searchable_runbooks(user), config=config, extra_ids=extra_ids)
     candidates = found.candidates
     started = time.perf_counter()
     stats = runbook_success_stats([candidate.pk for candidate in candidates])

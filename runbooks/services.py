@@ -4,61 +4,58 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from runbooks.embeddings import EmbeddingError, embedding_hash, get_embedder, runbook_document
-from runbooks.models import Runbook
+from runbooks.models import Runbook, RunbookOrigin
+from runbooks.versions import VERSIONED_COLUMNS, runbook_snapshot, runbook_version_record
 
 logger = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = (
-    "name",
-    "display_title",
-    "description",
-    "tags",
-    "steps",
-    "body_markdown",
-    "front_matter_extra",
-    "service",
-    "category",
-    "is_automated",
-    "automation_ref",
-    "enabled",
-)
-# Changing any of these changes what a reader sees, so the version goes up.
-CONTENT_FIELDS = ("name", "display_title", "description", "tags", "steps", "body_markdown")
+# What runbook_upsert may set: every versioned column (runbooks/versions.py), the owning group, and what
+# only records provenance or review.
+EDITABLE_FIELDS = (*VERSIONED_COLUMNS, "owner_group", "front_matter_extra", "origin", "origin_source", "reviewed_at")
 
 
 @transaction.atomic
-def runbook_upsert(*, slug: str, data: dict, allowed_groups: Sequence[str] | None = None) -> tuple[Runbook, str]:
+def runbook_upsert(
+    *,
+    slug: str,
+    data: dict,
+    allowed_groups: Sequence[str] | None = None,
+    changed_by=None,
+    source: str = "import",
+) -> tuple[Runbook, str]:
     """Create or update the runbook ``slug``; returns (runbook, "created" | "updated" | "unchanged").
 
     ``allowed_groups`` are group names (created if missing); None leaves them as they are.
-    Raises ValidationError with per-field messages on bad data. Re-embedding happens on commit.
+    Raises ValidationError with per-field messages on bad data. A change of a versioned field appends a
+    version (runbooks/versions.py; ``changed_by`` and ``source`` say who and which write path). Re-embedding
+    happens on commit.
     """
     unknown = sorted(set(data) - set(EDITABLE_FIELDS))
     if unknown:
         raise ValidationError({key: "Unknown runbook field." for key in unknown})
     runbook = Runbook.objects.select_for_update().filter(slug=slug).first()
     status = "unchanged"
+    before = None
     if runbook is None:
         runbook = Runbook(slug=slug)
         status = "created"
-    changed_content = False
+    else:
+        before = runbook_snapshot(runbook)
     for key, value in data.items():
         if getattr(runbook, key) != value:
             setattr(runbook, key, value)
             if status != "created":
                 status = "updated"
-            changed_content = changed_content or key in CONTENT_FIELDS
-    if status == "updated" and changed_content:
-        runbook.version += 1
     if status != "unchanged":
         runbook.full_clean(exclude=["allowed_groups"])
         runbook.save()
@@ -70,17 +67,40 @@ def runbook_upsert(*, slug: str, data: dict, allowed_groups: Sequence[str] | Non
             if status == "unchanged":
                 status = "updated"
     if status != "unchanged":
+        runbook_version_record(runbook=runbook, before=before, changed_by=changed_by, source=source)
         transaction.on_commit(partial(runbooks_embed_quietly, runbook_ids=[runbook.pk]))
     return runbook, status
 
 
+def runbook_before_admin_save(runbook: Runbook) -> dict | None:
+    """The stored snapshot of the runbook the admin form is about to save (None when it is new). Locks the
+    row until the admin's transaction ends, so two saves at once get consecutive version numbers."""
+    if runbook._state.adding:
+        return None
+    stored = Runbook.objects.select_for_update().filter(pk=runbook.pk).first()
+    if stored is None:
+        return None
+    runbook.version = stored.version
+    return runbook_snapshot(stored)
+
+
 @transaction.atomic
-def runbook_save_from_admin(*, runbook: Runbook, changed_fields: Iterable[str]) -> Runbook:
-    """Persist an admin edit; bumps the version on content changes and re-embeds on commit."""
-    if runbook.pk and set(changed_fields) & set(CONTENT_FIELDS) and not runbook._state.adding:
-        runbook.version += 1
-    runbook.save()
-    transaction.on_commit(partial(runbooks_embed_quietly, runbook_ids=[runbook.pk]))
+def runbook_save_from_admin(*, runbook: Runbook, before: dict | None, changed_by) -> Runbook:
+    """Record an admin edit once the form saved the row and its groups: a version when a versioned field
+    changed (runbooks/versions.py), and re-embedding on commit."""
+    if runbook_version_record(runbook=runbook, before=before, changed_by=changed_by, source="admin"):
+        transaction.on_commit(partial(runbooks_embed_quietly, runbook_ids=[runbook.pk]))
+    return runbook
+
+
+@transaction.atomic
+def runbook_save_from_editor(*, slug: str, data: dict, owner_group, user, new: bool) -> Runbook:
+    """Save what the runbook editor sent (runbooks/authoring.py): a version when something versioned
+    changed, re-embedded on commit. Saving in the editor counts as the owners' review."""
+    data = {**data, "owner_group": owner_group, "reviewed_at": timezone.now()}
+    if new:
+        data["origin"] = RunbookOrigin.ADMIN
+    runbook, _ = runbook_upsert(slug=slug, data=data, changed_by=user, source="editor")
     return runbook
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from aihelper.chat import apis, tracking_apis, views
+from aihelper.chat import apis, gap_draft_views, tracking_apis, views
 
 urlpatterns = [
     path("chat/", views.chat_page, name="chat"),
@@ -18,4 +18,5 @@ urlpatterns = [
     path("api/ai-helper/track-choice", tracking_apis.TrackChoiceApi.as_view(), name="track-choice"),
     path("api/ai-helper/events", tracking_apis.EventIngestApi.as_view(), name="event-ingest"),
     path("api/ai-helper/answer-feedback", tracking_apis.AnswerFeedbackApi.as_view(), name="answer-feedback"),
+    path("analytics/gaps/draft", gap_draft_views.gap_draft, name="gap_draft"),
 ]

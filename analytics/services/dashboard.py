@@ -10,21 +10,21 @@ from django.utils import timezone
 
 from analytics.services.experiments import VariantResult, experiment_analysis
 from analytics.services.facts import analytics_facts_settled_before
-from analytics.sql.common import metric_filter
+from analytics.services.rollups import rollup_span_for, visible_runbook_ids_for
+from analytics.sql.common import MetricFilter, metric_filter
+from analytics.sql.funnel import FunnelStep, funnel
 from analytics.sql.metrics import (
     AbandonRate,
+    CarriedRow,
     DayRow,
     DecisionTime,
-    FunnelStep,
     RankRow,
     Rates,
     RunbookRow,
     StrategyRow,
-    funnel,
     log_summary,
     pair_summary,
 )
-from runbooks.selectors import visible_runbooks
 
 
 @dataclass
@@ -41,14 +41,21 @@ class Dashboard:
     click_rank_histogram: list[RankRow]
     funnel: list[FunnelStep]
     daily_trend: list[DayRow]
+    carried_split: list[CarriedRow] = field(default_factory=list)
     experiments: list[VariantResult] = field(default_factory=list)
 
 
-def visible_runbook_ids_for(user) -> list | None:
-    """None (no restriction) for superusers, else the ids of the runbooks ``user`` may see."""
-    if user.is_superuser:
-        return None
-    return list(visible_runbooks(user).values_list("pk", flat=True))
+def reader_filter(*, user, start: dt.datetime, end: dt.datetime, rollups: bool = True, **options) -> MetricFilter:
+    """The filter of [start, end) for ``user``: their runbooks, the facts, their audience's daily rollups."""
+    visible = visible_runbook_ids_for(user)
+    return metric_filter(
+        start=start,
+        end=end,
+        visible_runbook_ids=visible,
+        facts_before=analytics_facts_settled_before(),
+        rollup=rollup_span_for(start=start, end=end, visible_runbook_ids=visible) if rollups else None,
+        **options,
+    )
 
 
 def analytics_dashboard(
@@ -62,16 +69,12 @@ def analytics_dashboard(
     variant: str | None = None,
     now: dt.datetime | None = None,
     top_limit: int = 20,
+    rollups: bool = True,
 ) -> Dashboard:
-    """Every metric for ``user`` (only runbooks they may see) over [start, end)."""
+    """Every metric for ``user`` (only runbooks they may see) over [start, end); ``rollups`` False reads
+    the facts and events only (the benchmark's baseline)."""
     options = {"source": source, "strategy": strategy, "experiment": experiment, "variant": variant}
-    filters = metric_filter(
-        start=start,
-        end=end,
-        visible_runbook_ids=visible_runbook_ids_for(user),
-        facts_before=analytics_facts_settled_before(),
-        **options,
-    )
+    filters = reader_filter(user=user, start=start, end=end, rollups=rollups, **options)
     # Three statements: the per-log metrics share one scan, top runbooks and ranks another, then the funnel.
     logs = log_summary(filters, now=now or timezone.now())
     pairs = pair_summary(filters, limit=top_limit)
@@ -88,5 +91,6 @@ def analytics_dashboard(
         click_rank_histogram=pairs.click_rank_histogram,
         funnel=funnel(filters),
         daily_trend=logs.daily_trend,
+        carried_split=pairs.carried_split,
         experiments=experiment_analysis(logs.experiment_variant_counts),
     )

@@ -221,6 +221,20 @@ def dashboard_page(dashboard: Dashboard) -> DashboardPage:
             ],
         ),
         PageTable(
+            "carried_split",
+            "Newly retrieved or carried over from earlier in the conversation",
+            ["Solutions", "Shown", "Clicked", "Click-through"],
+            [
+                [
+                    "Carried over" if r.carried_over else "Newly retrieved",
+                    count(r.impressions),
+                    count(r.clicks),
+                    percent(r.impression_ctr),
+                ]
+                for r in dashboard.carried_split
+            ],
+        ),
+        PageTable(
             "top_runbooks",
             "Top runbooks",
             ["Runbook", "Shown", "Clicked", "Click-through", "Mean click rank"],

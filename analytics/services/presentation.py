@@ -54,6 +54,7 @@ def dashboard_as_json(dashboard: Dashboard) -> dict:
         "top_runbooks": [{**row, "runbook_id": str(row["runbook_id"])} for row in _rows(dashboard.top_runbooks)],
         "strategy_distribution": _rows(dashboard.strategy_distribution),
         "click_rank_histogram": _rows(dashboard.click_rank_histogram),
+        "carried_split": _rows(dashboard.carried_split),
         "funnel": _rows(dashboard.funnel),
         "daily_trend": _rows(dashboard.daily_trend),
         "experiments": _rows(dashboard.experiments),
@@ -129,6 +130,12 @@ def dashboard_tables(dashboard: Dashboard) -> dict[str, Table]:
             "Clicks by rank",
             ["rank", "impressions", "clicks", "impression_ctr"],
             [[r.rank, r.impressions, r.clicks, r.impression_ctr] for r in dashboard.click_rank_histogram],
+        ),
+        (
+            "carried_split",
+            "Newly retrieved or carried over",
+            ["carried_over", "impressions", "clicks", "impression_ctr"],
+            [[r.carried_over, r.impressions, r.clicks, r.impression_ctr] for r in dashboard.carried_split],
         ),
         (
             "top_runbooks",

@@ -40,6 +40,17 @@ SET_WORK_MEM = sql.SQL("SELECT set_config('work_mem', %(work_mem)s, true)")
 
 
 @dataclass(frozen=True)
+class RollupSpan:
+    """Whole days [start, end) of the range answered from the daily rollups of ``audience_id``."""
+
+    audience_id: int
+    start: dt.datetime
+    end: dt.datetime
+    first_day: dt.date
+    end_day: dt.date  # exclusive
+
+
+@dataclass(frozen=True)
 class MetricFilter:
     start: dt.datetime
     end: dt.datetime  # exclusive
@@ -50,6 +61,8 @@ class MetricFilter:
     visible_runbook_ids: tuple[uuid.UUID, ...] | None = None  # None: every runbook
     # Audit logs created before this are read from the facts tables (analytics_facts_refresh); None: none.
     facts_before: dt.datetime | None = None
+    # Days read from the daily rollups (inside the facts part); the facts and live parts skip them.
+    rollup: RollupSpan | None = None
 
     @property
     def uses_facts(self) -> bool:
@@ -69,6 +82,18 @@ class MetricFilter:
             "variant": self.variant,
             "visible": list(self.visible_runbook_ids or ()),
             "window": ATTRIBUTION_WINDOW,
+        } | self._rollup_params()
+
+    def _rollup_params(self) -> dict:
+        span = self.rollup
+        if span is None:
+            return {}
+        return {
+            "audience": span.audience_id,
+            "hole_start": span.start,
+            "hole_end": span.end,
+            "rollup_first_day": span.first_day,
+            "rollup_end_day": span.end_day,
         }
 
 
@@ -78,6 +103,7 @@ def metric_filter(
     end: dt.datetime,
     visible_runbook_ids: Sequence[uuid.UUID] | None = None,
     facts_before: dt.datetime | None = None,
+    rollup: RollupSpan | None = None,
     **filters,
 ) -> MetricFilter:
     return MetricFilter(
@@ -85,12 +111,17 @@ def metric_filter(
         end=end,
         visible_runbook_ids=None if visible_runbook_ids is None else tuple(visible_runbook_ids),
         facts_before=facts_before,
+        rollup=rollup,
         **{key: value or None for key, value in filters.items()},
     )
 
 
 def ratio(numerator, denominator) -> float | None:
     return None if not denominator else numerator / denominator
+
+
+def float_or_none(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def run_read(query: sql.Composable, params: dict) -> list[tuple]:
@@ -114,8 +145,17 @@ def visible_clause(alias: str, filters: MetricFilter) -> sql.Composable:
 def filter_condition(alias: str, filters: MetricFilter, *, facts: bool) -> sql.Composable:
     """The range and the audit-log filters, ANDed, on a facts table (``facts``) or on ai_helper_audit_logs."""
     a = sql.Identifier(alias)
-    if facts:
+    if facts and filters.rollup is not None:
+        # Two index ranges around the rolled-up days.
+        clauses = [
+            sql.SQL(
+                "(({a}.created_at >= %(start)s AND {a}.created_at < %(hole_start)s)"
+                " OR ({a}.created_at >= %(hole_end)s AND {a}.created_at < %(facts_end)s))"
+            ).format(a=a)
+        ]
+    elif facts:
         clauses = [sql.SQL("{}.created_at >= %(start)s").format(a), sql.SQL("{}.created_at < %(facts_end)s").format(a)]
+    if facts:
         columns = {"source": "source", "strategy": "strategy", "experiment": "experiment", "variant": "variant"}
         expressions = {key: sql.SQL("{}.{}").format(a, sql.Identifier(column)) for key, column in columns.items()}
     else:
@@ -134,6 +174,38 @@ def filter_condition(alias: str, filters: MetricFilter, *, facts: bool) -> sql.C
     return sql.SQL(" AND ").join(clauses)
 
 
+def rollup_condition(
+    alias: str, filters: MetricFilter, *, audience: bool = True, levels: bool = True, coarse_strategy: bool = True
+) -> sql.Composable:
+    """The rolled-up days of the range, the audience (unless ``audience`` is False) and the audience-log filters.
+
+    Tables with ``levels`` hold every cell twice: ``detailed`` rows per (strategy, source, experiment,
+    variant) and coarse rows per strategy only (source, experiment and variant ''), a tenth of the rows;
+    a filter on source, experiment or variant reads the detailed rows, anything else the coarse ones. The
+    per-runbook rollup and the funnel's step times keep no strategy in their coarse rows (``coarse_strategy``
+    False; strategy ''): a strategy filter reads their detailed rows too."""
+    a = sql.Identifier(alias)
+    clauses = [sql.SQL("{a}.day >= %(rollup_first_day)s AND {a}.day < %(rollup_end_day)s").format(a=a)]
+    if audience:
+        clauses.append(sql.SQL("{}.audience_id = %(audience)s").format(a))
+    if levels:
+        detail_keys = ("source", "experiment", "variant", *(() if coarse_strategy else ("strategy",)))
+        detailed = any(getattr(filters, key) for key in detail_keys)
+        clauses.append(sql.SQL("{}.detailed = {}").format(a, sql.Literal(detailed)))
+    for key in ("source", "strategy", "experiment", "variant"):
+        if getattr(filters, key):
+            clauses.append(sql.SQL("{}.{} = {}").format(a, sql.Identifier(key), sql.Placeholder(key)))
+    return sql.SQL(" AND ").join(clauses)
+
+
+# The log-scale bucket of a duration in seconds (analytics/histograms.py holds the same bounds).
+BUCKET_SQL = "CASE WHEN {s} < 1 THEN 0 ELSE 1 + floor(4 * ln({s}) / ln(2))::int END"
+
+
+def bucket_of(seconds: sql.Composable) -> sql.Composable:
+    return sql.SQL(BUCKET_SQL).format(s=seconds)
+
+
 def logs_cte(filters: MetricFilter) -> sql.Composable:
     """live_logs: audit logs of the range not yet in the facts tables (all of them without facts)."""
     return sql.SQL(
@@ -141,7 +213,10 @@ def logs_cte(filters: MetricFilter) -> sql.Composable:
     SELECT a.id, a.created_at, a.source,
            COALESCE(a.ai_action_details->>'presentation_strategy', '') AS strategy,
            COALESCE(a.ai_action_details->>'experiment', '') AS experiment,
-           COALESCE(a.ai_action_details->>'variant', '') AS variant
+           COALESCE(a.ai_action_details->>'variant', '') AS variant,
+           -- ids of the solutions carried over from earlier in the conversation (not retrieved for this turn)
+           jsonb_path_query_array(a.ai_action_details, '$.solutions_presented[*] ? (@.carried_over == true).id')
+               AS carried
     FROM ai_helper_audit_logs a
     WHERE {where}
 )"""
@@ -159,7 +234,7 @@ live_presented AS (
       AND e.event_type = 'presented' AND e.audit_log_id IS NOT NULL{vis_p}
     GROUP BY e.audit_log_id, e.runbook_id
 ),
-live_clicked AS (
+live_clicked AS MATERIALIZED (  -- scanned once, then hashed: a per-presentation index probe costs more
     SELECT e.audit_log_id, e.runbook_id, e.event_timestamp
     FROM runbook_interaction_events e
     WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(events_end)s
@@ -167,11 +242,13 @@ live_clicked AS (
 ),
 live_pairs AS (
     SELECT l.id AS audit_log_id, l.created_at, l.source, l.strategy, l.experiment, l.variant,
-           p.runbook_id, p.rank, p.presented_at, min(c.event_timestamp) AS first_click_at
+           p.runbook_id, p.rank, p.presented_at, min(c.event_timestamp) AS first_click_at,
+           l.carried ? p.runbook_id::text AS carried_over
     FROM live_logs l JOIN live_presented p ON p.audit_log_id = l.id
     LEFT JOIN live_clicked c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id
      AND c.event_timestamp >= p.presented_at AND c.event_timestamp < p.presented_at + %(window)s
-    GROUP BY l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant, p.runbook_id, p.rank, p.presented_at
+    GROUP BY l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant, l.carried, p.runbook_id, p.rank,
+             p.presented_at
 )"""
     ).format(logs=logs_cte(filters), vis_p=visible_clause("e", filters), vis_c=visible_clause("e", filters))
 
@@ -184,7 +261,8 @@ def pairs_ctes(filters: MetricFilter) -> sql.Composable:
         sql.SQL(
             """,
 pairs AS (
-    SELECT audit_log_id, created_at, strategy, experiment, variant, runbook_id, rank, presented_at, first_click_at
+    SELECT audit_log_id, created_at, strategy, experiment, variant, runbook_id, rank, presented_at, first_click_at,
+           carried_over
     FROM live_pairs"""
         ),
     ]
@@ -194,7 +272,7 @@ pairs AS (
                 """
     UNION ALL
     SELECT f.audit_log_id, f.created_at, f.strategy, f.experiment, f.variant, f.runbook_id, f.rank, f.presented_at,
-           f.clicked_at
+           f.clicked_at, f.carried_over
     FROM analytics_pair_facts f WHERE {where}{vis}"""
             ).format(where=filter_condition("f", filters, facts=True), vis=visible_clause("f", filters))
         )
@@ -222,10 +300,10 @@ def per_log_ctes(filters: MetricFilter) -> sql.Composable:
         sql.SQL(
             """,
 per_log AS (
-    SELECT l.id, l.created_at, l.strategy, l.experiment, l.variant,
+    SELECT l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant,
            {aggregates}
     FROM live_logs l LEFT JOIN live_pairs p ON p.audit_log_id = l.id
-    GROUP BY l.id, l.created_at, l.strategy, l.experiment, l.variant"""
+    GROUP BY l.id, l.created_at, l.source, l.strategy, l.experiment, l.variant"""
         ).format(aggregates=_per_log_aggregates("first_click_at")),
     ]
     if filters.uses_facts and filters.visible_runbook_ids is None:
@@ -234,7 +312,7 @@ per_log AS (
             sql.SQL(
                 """
     UNION ALL
-    SELECT g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant,
+    SELECT g.audit_log_id, g.created_at, g.source, g.strategy, g.experiment, g.variant,
            g.presented > 0, g.first_click_at, g.first_click_rank, g.clicked_runbooks
     FROM analytics_log_facts g WHERE {where}"""
             ).format(where=filter_condition("g", filters, facts=True))
@@ -248,17 +326,17 @@ per_log AS (
             sql.SQL(
                 """
     UNION ALL
-    SELECT g.audit_log_id, g.created_at, g.strategy, g.experiment, g.variant,
+    SELECT g.audit_log_id, g.created_at, g.source, g.strategy, g.experiment, g.variant,
            g.presented > 0, g.first_click_at, g.first_click_rank, g.clicked_runbooks
     FROM analytics_log_facts g WHERE {where}
       AND NOT EXISTS (SELECT 1 FROM hidden_logs h WHERE h.audit_log_id = g.audit_log_id)
     UNION ALL
-    SELECT h.audit_log_id, h.created_at, h.strategy, h.experiment, h.variant,
+    SELECT h.audit_log_id, h.created_at, h.source, h.strategy, h.experiment, h.variant,
            {aggregates}
     FROM hidden_logs h
     LEFT JOIN analytics_pair_facts p ON p.audit_log_id = h.audit_log_id
-     AND p.created_at >= %(start)s AND p.created_at < %(facts_end)s{vis}
-    GROUP BY h.audit_log_id, h.created_at, h.strategy, h.experiment, h.variant"""
+     AND p.created_at = h.created_at{vis}  -- a pair fact carries its log's created_at: an index lookup
+    GROUP BY h.audit_log_id, h.created_at, h.source, h.strategy, h.experiment, h.variant"""
             ).format(
                 aggregates=_per_log_aggregates("clicked_at"),
                 vis=visible_clause("p", filters),
@@ -274,7 +352,8 @@ def hidden_logs_cte(filters: MetricFilter) -> sql.Composable:
     return sql.SQL(
         """,
 hidden_logs AS (
-    SELECT DISTINCT f.audit_log_id, f.created_at, f.strategy, f.experiment, f.variant FROM analytics_pair_facts f
+    SELECT DISTINCT f.audit_log_id, f.created_at, f.source, f.strategy, f.experiment, f.variant
+    FROM analytics_pair_facts f
     WHERE {where} AND NOT (f.runbook_id = ANY(%(visible)s::uuid[]))
 )"""
     ).format(where=filter_condition("f", filters, facts=True))
@@ -290,7 +369,7 @@ def live_chain_ctes(filters: MetricFilter, *, with_logs: bool = True) -> sql.Com
     WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(end)s AND e.event_type = 'presented'{vis_p}
     GROUP BY e.audit_log_id, e.runbook_id
 ),
-live_steps AS (
+live_steps AS MATERIALIZED (
     SELECT e.audit_log_id, e.runbook_id, e.event_type, e.event_timestamp
     FROM runbook_interaction_events e
     WHERE e.event_timestamp >= %(live_start)s AND e.event_timestamp < %(events_end)s

@@ -46,6 +46,7 @@ PAIR_FACT_COLUMNS = (
     "experiment",
     "variant",
     "rank",
+    "carried_over",
     "presented_at",
     "clicked_at",
     "viewed_at",
@@ -55,7 +56,7 @@ PAIR_FACT_COLUMNS = (
 PAIR_FACTS_SELECT = sql.SQL(
     """
 SELECT p.audit_log_id, p.runbook_id, p.created_at, p.source, p.strategy, p.experiment, p.variant, p.rank,
-       p.presented_at, p.first_click_at, c.viewed_at, c.started_at, c.succeeded_at
+       p.carried_over, p.presented_at, p.first_click_at, c.viewed_at, c.started_at, c.succeeded_at
 FROM live_pairs p JOIN live_chain c ON c.audit_log_id = p.audit_log_id AND c.runbook_id = p.runbook_id"""
 )
 

@@ -28,7 +28,8 @@ class Migration(migrations.Migration):
                     model_name="runbookinteractionevent",
                     name="user",
                     field=models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.DO_NOTHING,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to=settings.AUTH_USER_MODEL,
                     ),
@@ -37,7 +38,8 @@ class Migration(migrations.Migration):
                     model_name="runbookinteractionevent",
                     name="session",
                     field=models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.DO_NOTHING,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="aihelper.chatsession",
                     ),
@@ -46,7 +48,8 @@ class Migration(migrations.Migration):
                     model_name="runbookinteractionevent",
                     name="audit_log",
                     field=models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.DO_NOTHING,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="audit.auditlog",
                     ),
@@ -64,7 +67,8 @@ class Migration(migrations.Migration):
                     model_name="interactioneventrow",
                     name="user",
                     field=models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.DO_NOTHING,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to=settings.AUTH_USER_MODEL,
                     ),
@@ -73,7 +77,8 @@ class Migration(migrations.Migration):
                     model_name="interactioneventrow",
                     name="session",
                     field=models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.DO_NOTHING,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="aihelper.chatsession",
                     ),
@@ -82,7 +87,8 @@ class Migration(migrations.Migration):
                     model_name="interactioneventrow",
                     name="audit_log",
                     field=models.ForeignKey(
-                        null=True, on_delete=django.db.models.deletion.DO_NOTHING,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
                         related_name="+",
                         to="audit.auditlog",
                     ),

@@ -92,8 +92,9 @@ def events_ingest(*, user, events: Sequence[dict]) -> IngestReport:
                 continue
             stored.add(row.event_id)
     earlier = _stored_events(taken)
-    clashing = {event_id for event_id in taken
-                if event_id not in earlier or not _same_event(first[event_id], earlier[event_id])}
+    clashing = {
+        event_id for event_id in taken if event_id not in earlier or not _same_event(first[event_id], earlier[event_id])
+    }
     for position, row in sorted(rows + repeats, key=lambda pair: pair[0]):
         if row.event_id in clashing or not _same_event(row, first[row.event_id]):
             report.conflicts.append(position)
@@ -109,8 +110,9 @@ def _event_row(*, user, item: dict, now) -> RunbookInteractionEvent:
     # Client-supplied JSON is text from outside: secrets in it are replaced before it is stored.
     page_context, context_kinds = redact_json(item.get("page_context") or {})
     # The clamping keys are the server's: a client's own values for them are not kept.
-    client_metadata = {key: value for key, value in (item.get("metadata") or {}).items()
-                       if key not in CLAMP_METADATA_KEYS}
+    client_metadata = {
+        key: value for key, value in (item.get("metadata") or {}).items() if key not in CLAMP_METADATA_KEYS
+    }
     metadata, metadata_kinds = redact_json(client_metadata)
     if context_kinds or metadata_kinds:
         metadata["redactions"] = list(context_kinds + metadata_kinds)
@@ -175,8 +177,9 @@ def _json_value(value):
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder), parse_float=Decimal, parse_int=Decimal)
 
 
-def detail_view_record(*, user, runbook_id, audit_log_id=None, source: str = EventSource.DIRECT,
-                       window_seconds: int = 300) -> RunbookInteractionEvent | None:
+def detail_view_record(
+    *, user, runbook_id, audit_log_id=None, source: str = EventSource.DIRECT, window_seconds: int = 300
+) -> RunbookInteractionEvent | None:
     """Record ``viewed_detail`` when a runbook page is opened from a recommendation.
 
     Only for the user's own audit log that presented the runbook (rank taken from it); repeated

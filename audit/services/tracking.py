@@ -97,8 +97,13 @@ def click_record(
         raise
     status = outcome["status"]
     if status == "duplicate" and not _same_click(
-        audit_log_id=audit_log_id, event_id=event_id, solution_id=str(solution_id), solution_type=solution_type,
-        user_action=user_action, client_rank=client_rank, source=source,
+        audit_log_id=audit_log_id,
+        event_id=event_id,
+        solution_id=str(solution_id),
+        solution_type=solution_type,
+        user_action=user_action,
+        client_rank=client_rank,
+        source=source,
     ):
         raise DuplicateEvent(str(event_id))
     if status == "not_found":
@@ -123,8 +128,16 @@ def click_record(
     )
 
 
-def _same_click(*, audit_log_id, event_id: uuid.UUID, solution_id: str, solution_type: str, user_action: str,
-                client_rank: int | None, source: str) -> bool:
+def _same_click(
+    *,
+    audit_log_id,
+    event_id: uuid.UUID,
+    solution_id: str,
+    solution_type: str,
+    user_action: str,
+    client_rank: int | None,
+    source: str,
+) -> bool:
     """Whether the click stored on this audit log under ``event_id`` is the one described (a retry)."""
     stored = (
         AuditLog.objects.filter(pk=audit_log_id)

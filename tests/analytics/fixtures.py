@@ -37,11 +37,13 @@ class World:
     logs: dict
 
 
-def make_log(*, user, created_at, strategy, presented=(), source="chat_page", experiment=None, variant=None):
+def make_log(
+    *, user, created_at, strategy, presented=(), source="chat_page", experiment=None, variant=None, query="disk full"
+):
     return AuditLogFactory(
         user=user,
         created_at=created_at,
-        query="disk full",
+        query=query,
         strategy=strategy,
         presented=presented,
         source=source,

@@ -135,6 +135,7 @@ def test_every_table_exports_as_csv_with_raw_numbers(client, staff_user, world, 
         "strategy_distribution",
         "time_to_decision",
         "click_rank_histogram",
+        "carried_split",
         "top_runbooks",
         "experiments",
     }
@@ -157,6 +158,9 @@ def test_every_table_exports_as_csv_with_raw_numbers(client, staff_user, world, 
         )
     )
     assert top[1] == ["t/a", "A", "3", "3", "1.0000", "1.3333"]
+    # Every presentation of the fixtures was newly retrieved for its turn: 9 shown, 5 clicked.
+    assert tables["carried_split"].rows == [["False", "9", "5", "0.5556"]]
+    assert "Newly retrieved" in html
 
 
 def test_csv_export_of_an_unknown_table_is_404_and_non_staff_are_sent_to_login(client, auth_client, staff_user):

@@ -13,8 +13,16 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "–"), (0, "0 s"), (9.54, "9.5 s"), (10, "10 s"), (60, "1 min"), (115.3885, "1 min 55 s"),
-     (3600, "1 h"), (3725, "1 h 2 min")],
+    [
+        (None, "–"),
+        (0, "0 s"),
+        (9.54, "9.5 s"),
+        (10, "10 s"),
+        (60, "1 min"),
+        (115.3885, "1 min 55 s"),
+        (3600, "1 h"),
+        (3725, "1 h 2 min"),
+    ],
 )
 def test_durations_read_in_seconds_minutes_and_hours(seconds, text):
     assert duration(seconds) == text

@@ -9,7 +9,8 @@ import pytest
 from analytics.models import LogFact, PairFact
 from analytics.services.facts import SETTLE_AFTER, analytics_facts_refresh, analytics_facts_settled_before
 from analytics.sql.common import metric_filter
-from analytics.sql.metrics import funnel, log_summary, pair_summary
+from analytics.sql.funnel import funnel
+from analytics.sql.metrics import log_summary, pair_summary
 from audit.models import AuditLog
 from tests.analytics.fixtures import END, START, T0, build_world, event, make_log
 

@@ -30,6 +30,7 @@ TABLES = [
     "strategy_distribution",
     "time_to_decision",
     "click_rank_histogram",
+    "carried_split",
     "top_runbooks",
     "experiments",
 ]

@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 
 from analytics.sql.common import metric_filter
-from analytics.sql.metrics import funnel, log_summary, pair_summary
+from analytics.sql.funnel import funnel
+from analytics.sql.metrics import log_summary, pair_summary
 from tests.analytics.fixtures import END, START, T0, build_world, event, make_log
 from tests.runbooks.factories import RunbookFactory
 

@@ -64,7 +64,7 @@ def test_the_detail_shows_solutions_with_their_events_and_pretty_json(client, st
     assert "Clicked link" not in cells[1][4]
     assert "Recommended (threshold 50%)" in table
     # The stored JSON, indented, in a scrolling <pre> (static/css/audit_admin.css).
-    assert '<pre class="audit-json" tabindex="0">{\n  &quot;experiment&quot;: null,' in html
+    assert '<pre class="audit-json" tabindex="0">{\n  &quot;conversation&quot;: {' in html  # keys sorted, indented
     assert "css/audit_admin.css" in html
 
 

@@ -21,6 +21,7 @@ KWARGS = {
     "chat_session": {"session_id": "session_id"},
     "api_ai_helper_session_messages": {"session_id": "session_id"},
     "runbooks:detail": {"pk": "restricted_id"},
+    "runbooks:edit": {"pk": "restricted_id"},
     "runbooks:execution_start": {"pk": "restricted_id"},
     "runbooks:execution": {"pk": "execution_id"},
     "runbooks:execution_step": {"pk": "execution_id", "index": 0},

@@ -44,6 +44,9 @@ ROUTE_CASES: dict[str, list[Case]] = {
     ],
     "api_ai_helper_session_messages": [Case("get", "/api/ai-helper/sessions/{session_id}/messages/", 200)],
     "runbooks:detail": [Case("get", "/runbooks/{restricted_id}/", 200)],
+    # The editor: alice may see the runbook but is neither staff nor in its owning group, so 403 (saying who
+    # may); mallory may not even see it, so 404 like the runbook page.
+    "runbooks:edit": [Case("get", "/runbooks/{restricted_id}/edit/", 403)],
     "runbooks:execution_start": [Case("post", "/runbooks/{restricted_id}/executions/", 302)],
     "runbooks:execution": [Case("get", "/runbooks/executions/{execution_id}/", 200)],
     "runbooks:execution_step": [

@@ -1,0 +1,173 @@
+"""The runbook editor (issue 20): who may use it, steps as rows, messages by the fields with nothing typed
+lost, front matter read into fields, the live preview through the sanitising renderer, review due."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from runbooks.authoring_access import review_due
+from runbooks.models import Runbook, RunbookVersion
+from runbooks.services import runbook_upsert
+from tests.factories import GroupFactory
+from tests.runbooks.factories import RunbookFactory
+
+pytestmark = pytest.mark.django_db
+
+NEW = reverse("runbooks:new")
+PREVIEW = reverse("runbooks:authoring_preview")
+
+
+def _post(**overrides) -> dict:
+    data = {
+        "name": "DiskFull",
+        "slug": "node/diskfull",
+        "description": "The disk is full.",
+        "tags": "disk, node",
+        "status": "active",
+        "body_markdown": "## Notes\n\nCall the storage team.",
+        "step_title": ["Check usage", "Find big files", "Clean up"],
+        "step_detail": ["", "Look under /var.", ""],
+        "step_command": ["df -h", "du -xh / | sort -h | tail", ""],
+    }
+    data.update(overrides)
+    return data
+
+
+def test_staff_create_a_runbook_with_steps_in_order(client, staff_user):
+    client.force_login(staff_user)
+    assert client.get(NEW).status_code == 200
+    response = client.post(NEW, _post())
+    assert response.status_code == 302
+    runbook = Runbook.objects.get(slug="node/diskfull")
+    assert [step["title"] for step in runbook.steps] == ["Check usage", "Find big files", "Clean up"]
+    assert runbook.steps[1] == {
+        "title": "Find big files",
+        "detail": "Look under /var.",
+        "command": "du -xh / | sort -h | tail",
+    }
+    assert (runbook.origin, runbook.tags, runbook.version) == ("admin", ["disk", "node"], 1)
+    assert response["Location"] == f"{reverse('runbooks:edit', args=[runbook.pk])}?saved=1"
+    version = RunbookVersion.objects.get(runbook=runbook)
+    assert (version.source, version.changed_by) == ("editor", staff_user)
+
+
+def test_invalid_input_is_shown_by_the_field_and_nothing_typed_is_lost(client, staff_user):
+    client.force_login(staff_user)
+    response = client.post(
+        NEW,
+        _post(name="", step_title=["Check usage", "", "Clean up"], review_interval_days="soon"),
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Give the runbook a name: the alert it answers." in page
+    assert "Give step 2 a title: what the engineer does, in a few words." in page
+    assert "Write the review interval as a whole number of days, e.g. 90." in page
+    # What was typed is all there: the other fields, the step without a title keeps its detail and command.
+    assert 'value="node/diskfull"' in page and "The disk is full." in page and "Look under /var." in page
+    assert "du -xh / | sort -h | tail" in page and 'value="Clean up"' in page
+    assert (
+        'id="step-2-title" name="step_title" value="" maxlength="4000" autocomplete="off" aria-invalid="true"' in page
+    )
+    assert not Runbook.objects.exists()
+
+
+def test_a_used_address_is_refused_in_words(client, staff_user):
+    RunbookFactory(slug="node/diskfull")
+    client.force_login(staff_user)
+    page = client.post(NEW, _post()).content.decode()
+    assert "A runbook already has this address: choose another one." in page
+
+
+def test_front_matter_is_read_into_fields_and_not_kept_as_content(client, staff_user):
+    client.force_login(staff_user)
+    body = "---\ntitle: Disk is full\nservice: storage\nweight: 3\n---\n## Notes\n\nCall storage."
+    client.post(NEW, _post(body_markdown=body))
+    runbook = Runbook.objects.get(slug="node/diskfull")
+    assert (runbook.display_title, runbook.service) == ("Disk is full", "storage")
+    assert runbook.body_markdown == "## Notes\n\nCall storage."
+    assert runbook.front_matter_extra == {"weight": 3}
+
+
+def test_edit_makes_a_new_version_and_members_of_the_owning_group_may_edit(client, user, other_user):
+    owners = GroupFactory(name="storage")
+    user.groups.add(owners)
+    runbook, _ = runbook_upsert(
+        slug="node/diskfull",
+        data={
+            "name": "DiskFull",
+            "owner_group": owners,
+            "steps": [{"title": "Check usage", "detail": "", "command": "df -h"}],
+        },
+    )
+    url = reverse("runbooks:edit", args=[runbook.pk])
+    client.force_login(other_user)
+    assert client.get(url).status_code == 403
+    assert client.post(NEW, _post()).status_code == 403
+    client.force_login(user)
+    assert client.get(url).status_code == 200
+    response = client.post(url, _post(slug="ignored/slug", version=1, owner_group=""))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    runbook.refresh_from_db()
+    assert runbook.slug == "node/diskfull" and runbook.version == 2 and len(runbook.steps) == 3
+    assert runbook.owner_group == owners  # an owner cannot hand the runbook away
+    assert runbook.reviewed_at is not None
+
+
+def test_a_stale_form_is_not_saved_over_a_newer_version(client, staff_user):
+    runbook, _ = runbook_upsert(slug="node/diskfull", data={"name": "DiskFull", "steps": []})
+    runbook_upsert(slug="node/diskfull", data={"description": "newer"})
+    client.force_login(staff_user)
+    response = client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(version=1))
+    assert response.status_code == 400
+    assert "Someone saved version 2 while you were editing" in response.content.decode()
+    assert Runbook.objects.get(pk=runbook.pk).description == "newer"
+
+
+def test_page_preview_shows_the_page_and_saves_nothing(client, staff_user):
+    client.force_login(staff_user)
+    response = client.post(NEW, _post(preview="page"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "the runbook page as the engineer sees it (not saved)" in page
+    assert '<pre class="command" tabindex="0"><code>df -h</code></pre>' in page
+    assert "<h2>Notes</h2>" in page
+    assert not Runbook.objects.exists()
+
+
+def test_live_preview_uses_the_sanitising_renderer_and_names_the_metadata(client, staff_user):
+    client.force_login(staff_user)
+    body = "---\nservice: storage\n---\n# Hi <script>alert(1)</script>\n\n[x](javascript:alert(1))"
+    payload = client.post(PREVIEW, {"body_markdown": body}).json()
+    assert "<script" not in payload["html"] and "&lt;script&gt;" in payload["html"]
+    assert 'href="javascript' not in payload["html"]
+    assert "service: storage" not in payload["html"] and payload["front_matter"] == ["service"]
+    bad = client.post(PREVIEW, {"body_markdown": "---\ntitle: [unclosed\n---\n"})
+    assert bad.status_code == 400 and "metadata block" in bad.json()["error"]
+    assert client.post(PREVIEW, {}).status_code == 400
+
+
+def test_live_preview_is_only_for_people_who_may_write(client, user):
+    assert client.post(PREVIEW, {"body_markdown": "x"}).status_code == 401
+    client.force_login(user)
+    assert client.post(PREVIEW, {"body_markdown": "x"}).status_code == 403
+    assert client.get(PREVIEW).status_code == 405
+
+
+def test_review_due_names_the_owners_in_the_admin(client, staff_user):
+    owners = GroupFactory(name="storage")
+    runbook = RunbookFactory(owner_group=owners, review_interval_days=30)
+    Runbook.objects.filter(pk=runbook.pk).update(reviewed_at=timezone.now() - datetime.timedelta(days=31))
+    RunbookFactory(review_interval_days=30, reviewed_at=timezone.now())
+    assert list(review_due(Runbook.objects.all())) == [runbook]
+    client.force_login(staff_user)
+    page = client.get(reverse("admin:runbooks_runbook_changelist") + "?review=due").content.decode()
+    assert "review due" in page and reverse("admin:auth_group_change", args=[owners.pk]) in page
+
+
+def test_someone_who_may_not_see_the_runbook_gets_not_found_not_forbidden(client, other_user):
+    hidden = RunbookFactory(allowed_groups=[GroupFactory(name="dba")])
+    client.force_login(other_user)
+    response = client.get(reverse("runbooks:edit", args=[hidden.pk]))
+    assert response.status_code == 404 and "Runbook not found" in response.content.decode()
