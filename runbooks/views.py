@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from aihelper.core.rendering import render_markdown
 from audit.services.ingest import detail_view_record
 from runbooks.access import runbook_can_execute
+from runbooks.authoring_access import can_edit_runbook
 from runbooks.bodies import body_without_repeats, split_front_matter
 from runbooks.executions import ExecutionError, execution_finish, execution_start, execution_step_set
 from runbooks.models import ExecutionStatus, RunbookExecution
@@ -63,6 +64,7 @@ def detail(request, pk):
         "runbook": runbook,
         "body_html": body_html,
         "can_execute": runbook_can_execute(runbook=runbook, user=request.user),
+        "can_edit": can_edit_runbook(request.user, runbook),
         "from_audit_log": audit_log_id or "",
         "active_execution": RunbookExecution.objects.filter(
             runbook=runbook, user=request.user, status=ExecutionStatus.IN_PROGRESS

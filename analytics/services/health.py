@@ -32,6 +32,8 @@ class RunbookHealth:
     failed: int
     succeeded: int
     problems: list[str]
+    owner_group_id: int | None = None  # the runbook's owning group (runbooks authoring): who to tell
+    owner_group: str = ""
 
 
 def _problems(shown: int, clicked: int, does_not_fit: int, stale_reason: str) -> list[str]:
@@ -52,13 +54,15 @@ def runbook_health(*, user, start: dt.datetime, end: dt.datetime) -> list[Runboo
     feedback = runbook_feedback_counts(start=start, end=end)
     stale = dict(RunbookStats.objects.exclude(stale_reason="").values_list("runbook_id", "stale_reason"))
     rows = []
-    for pk, slug, name in visible_runbooks(user).values_list("pk", "slug", "name"):
+    runbooks = visible_runbooks(user).values_list("pk", "slug", "name", "owner_group_id", "owner_group__name")
+    for pk, slug, name, owner_id, owner in runbooks:
         row = shown.get(pk)
         impressions, clicks = (row.impressions, row.clicks) if row else (0, 0)
         does_not_fit, fits, failed, succeeded = feedback.get(pk, (0, 0, 0, 0))
         problems = _problems(impressions, clicks, does_not_fit, stale.get(pk, ""))
         if problems:
             rows.append(
-                RunbookHealth(pk, slug, name, impressions, clicks, does_not_fit, fits, failed, succeeded, problems)
+                RunbookHealth(pk, slug, name, impressions, clicks, does_not_fit, fits, failed, succeeded, problems,
+                              owner_group_id=owner_id, owner_group=owner or "")
             )
     return sorted(rows, key=lambda r: (-len(r.problems), -r.shown, r.slug))

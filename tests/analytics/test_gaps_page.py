@@ -76,6 +76,8 @@ def test_draft_a_runbook_offline_saves_a_draft_linked_to_the_group(client, plant
     assert all(text in draft.steps[0]["detail"] for text in KAFKA)
     html = client.get(response["Location"]).content.decode()
     assert "Draft runbook saved for review" in html and "Draft written: <a href=" in html
+    draft = Runbook.objects.get(origin="gap_report")
+    assert f'href="{reverse("runbooks:edit", args=[draft.pk])}"' in html  # drafts open in the runbook editor
     assert "Not covered" in html  # a draft is not searched, so it covers nothing yet
 
 
@@ -123,7 +125,10 @@ def test_a_bad_draft_request_is_a_400_in_words(client, staff_user, data, words):
 
 
 def test_runbook_health_lists_rarely_clicked_and_does_not_fit_with_figures(client, user, staff_user):
-    printer = RunbookFactory(slug="misc/printer", name="Printer out of paper")
+    from tests.factories import GroupFactory
+
+    owners = GroupFactory(name="office-it")
+    printer = RunbookFactory(slug="misc/printer", name="Printer out of paper", owner_group=owners)
     fine = RunbookFactory(slug="misc/fine", name="A fine runbook")
     at = dt.datetime(2026, 1, 6, 9, tzinfo=dt.UTC)
     for i in range(20):
@@ -143,3 +148,5 @@ def test_runbook_health_lists_rarely_clicked_and_does_not_fit_with_figures(clien
     assert "rarely clicked: 0 of 20 times shown (0%)" in health
     assert "marked &quot;Does not fit&quot; 3 times in 20 times shown (15%)" in health
     assert "A fine runbook" not in health
+    # The flags link to who can act on them: the owning group (#20).
+    assert f'Owners: <a href="{reverse("admin:auth_group_change", args=[owners.pk])}">office-it</a>' in health

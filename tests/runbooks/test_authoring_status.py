@@ -90,3 +90,16 @@ def test_import_records_the_source_path_or_the_name_given(tmp_path):
     assert (runbook.origin, runbook.origin_source) == ("import", str(path.resolve()))
     runbooks_import(paths=[path], source="team-repo")
     assert Runbook.objects.get(slug="a/one").origin_source == "team-repo"
+
+
+def test_the_runbook_page_says_a_draft_is_not_recommended_and_links_the_editor_for_those_who_may_edit(
+    client, user, staff_user
+):
+    draft = RunbookFactory(slug="misc/draft", name="DraftRunbook", status=RunbookStatus.DRAFT)
+    client.force_login(user)
+    html = client.get(f"/runbooks/{draft.pk}/").content.decode()
+    assert "a draft awaiting review: search and the chat do not recommend it" in html
+    assert "Edit this runbook" not in html  # an engineer who may not edit gets no link
+    client.force_login(staff_user)
+    html = client.get(f"/runbooks/{draft.pk}/").content.decode()
+    assert f'href="/runbooks/{draft.pk}/edit/">Edit this runbook' in html
