@@ -33,7 +33,7 @@ CARRY_DECAY = 0.9  # a carried runbook's confidence, per turn since it was shown
 # Fitted on the fit part of benchmarks/data/conversations.jsonl by `benchmarks/conversations.py --fit`
 # (L2 0.01; the holdout part is never used): intercept, then the weights of SHIFT_FEATURES.
 SHIFT_FEATURES = ("new_confidence", "in_play_confidence", "new_problem", "pointing", "asks", "content", "named")
-SHIFT_WEIGHTS = (-2.59, 1.21, -0.25, 2.35, -0.91, 0.09, 2.19, 0.34, 0.0)
+SHIFT_WEIGHTS = (-2.59, 1.21, -0.25, 2.35, -0.91, 0.09, 2.19, 0.34)
 SHIFT_THRESHOLD = 0.3  # shift when the probability is at least this (best balanced accuracy on the fit part)
 SHIFT_FLOOR = 0.2  # a shift's new runbook, and runbooks in play, are shown from here on (as uncertain matches)
 # A guard beside the model: a message whose own best runbook is this sure while the runbooks in play score
