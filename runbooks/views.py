@@ -14,7 +14,7 @@ from runbooks.access import runbook_can_execute
 from runbooks.authoring_access import can_edit_runbook
 from runbooks.bodies import body_without_repeats, split_front_matter
 from runbooks.executions import ExecutionError, execution_finish, execution_start, execution_step_set
-from runbooks.models import ExecutionStatus, RunbookExecution
+from runbooks.models import ExecutionStatus, RunbookExecution, RunbookStatus
 from runbooks.selectors import visible_runbooks
 
 NOTES_MAX_CHARS = 5000
@@ -46,7 +46,9 @@ def _body_for_display(runbook) -> str:
 @require_GET
 def detail(request, pk):
     runbook = visible_runbooks(request.user).prefetch_related("allowed_groups").filter(pk=pk).first()
-    if runbook is None:
+    # A draft (written in the editor or from the knowledge-gap report, which quotes staff-only questions) is
+    # for those who may edit it until someone activates it; a retired runbook stays readable, marked retired.
+    if runbook is None or (runbook.status == RunbookStatus.DRAFT and not can_edit_runbook(request.user, runbook)):
         return _runbook_not_found(request)
     # Reached from a recommendation: the link carries ?from=<audit log id>&source=<ui>.
     audit_log_id = _uuid_or_none(request.GET.get("from"))

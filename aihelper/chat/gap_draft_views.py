@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from aihelper.chat.services.gap_drafts import GapNotFound, gap_draft_create
+from aihelper.chat.services.gap_drafts import DraftRefused, GapNotFound, gap_draft_create
 from aihelper.chat.services.llm_gate import LLMBusy
 from analytics.services.parameters import InvalidParameters, analytics_parameters_parse
 
@@ -37,7 +37,7 @@ def gap_draft(request: HttpRequest) -> HttpResponse:
         return _refused(request, "No draft: group must be the id of a group on the Gaps page.")
     try:
         gap_draft_create(user=request.user, start=parameters.start, end=parameters.end, group_key=group_key)
-    except GapNotFound as exc:
+    except (GapNotFound, DraftRefused) as exc:
         return _refused(request, f"No draft: {exc}")
     except LLMBusy:
         return _refused(request, "No draft: the LLM is busy with other answers; try again in a minute.", status=503)

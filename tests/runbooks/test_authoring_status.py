@@ -96,10 +96,15 @@ def test_the_runbook_page_says_a_draft_is_not_recommended_and_links_the_editor_f
     client, user, staff_user
 ):
     draft = RunbookFactory(slug="misc/draft", name="DraftRunbook", status=RunbookStatus.DRAFT)
+    retired = RunbookFactory(slug="misc/retired", name="RetiredRunbook", status=RunbookStatus.RETIRED)
     client.force_login(user)
-    html = client.get(f"/runbooks/{draft.pk}/").content.decode()
-    assert "a draft awaiting review: search and the chat do not recommend it" in html
+    # A draft is for those who may edit it; an engineer gets the runbook-not-found page.
+    assert client.get(f"/runbooks/{draft.pk}/").status_code == 404
+    html = client.get(f"/runbooks/{retired.pk}/").content.decode()
+    assert "is retired: search and the chat do not recommend it" in html
     assert "Edit this runbook" not in html  # an engineer who may not edit gets no link
     client.force_login(staff_user)
+    assert "a draft awaiting review: search and the chat do not recommend it" in client.get(
+        f"/runbooks/{draft.pk}/").content.decode()
     html = client.get(f"/runbooks/{draft.pk}/").content.decode()
     assert f'href="/runbooks/{draft.pk}/edit/">Edit this runbook' in html

@@ -16,15 +16,19 @@ import uuid
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
+from django.core.exceptions import ValidationError
 
 from aihelper.chat.llm import LLMError, LLMReply, llm_provider_get
 from aihelper.chat.prompts import Prompt
 from aihelper.chat.services.llm_gate import llm_gate
 from analytics.services.gaps import REASON_LABELS, GapGroup, gap_report, gap_source
-from runbooks.models import RunbookOrigin, RunbookStatus
+from runbooks.models import STEP_MAX_CHARS, Runbook, RunbookOrigin, RunbookStatus
 from runbooks.services import runbook_upsert
 
 NAME_CHARS = 120
+QUESTION_CHARS = 300  # each question quoted in the skeleton
+DESCRIPTION_CHARS = 2000
+MAX_STEPS = 12
 DRAFT_SYSTEM = (
     "You write first drafts of operational runbooks for on-call engineers. You get questions engineers asked "
     "that no existing runbook answered. Reply with one JSON object only, no prose around it: "
@@ -38,6 +42,10 @@ class GapNotFound(Exception):
     """The group is not in the report of that range (any more)."""
 
 
+class DraftRefused(Exception):
+    """The draft could not be saved as a runbook; the message says why (-> 400)."""
+
+
 @dataclass(frozen=True)
 class GapDraft:
     runbook_id: uuid.UUID
@@ -46,10 +54,23 @@ class GapDraft:
     written_by: str  # "offline skeleton" or the model
 
 
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text or "").split()) if limit <= QUESTION_CHARS else str(text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _public_names(group: GapGroup) -> str:
+    """The nearest runbooks that everyone may see: a draft is read by people the report's reader is not, so a
+    restricted runbook's name never goes into it."""
+    ids = [runbook.runbook_id for runbook in group.nearest]
+    public = set(Runbook.objects.filter(pk__in=ids, allowed_groups__isnull=True).values_list("pk", flat=True))
+    return ", ".join(runbook.name or runbook.slug for runbook in group.nearest if runbook.runbook_id in public)
+
+
 def _skeleton(group: GapGroup, *, start: dt.datetime, end: dt.datetime, note: str = "") -> dict:
     reasons = ", ".join(f"{count} {REASON_LABELS[reason]}" for reason, count in group.reasons.items() if count)
-    asked = "\n".join(f"- {text}" for text in group.texts)
-    related = ", ".join(runbook.name or runbook.slug for runbook in group.nearest) or "none close"
+    asked = _clip("\n".join(f"- {_clip(text, QUESTION_CHARS)}" for text in group.texts), STEP_MAX_CHARS)
+    related = _public_names(group) or "none close that everyone may see"
     return {
         "name": f"Draft: {group.texts[0]}"[:NAME_CHARS],
         "description": (
@@ -79,15 +100,15 @@ def _from_reply(text: str) -> dict | None:
     if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("steps"), list):
         return None
     steps = [
-        {key: str(step.get(key) or "") for key in ("title", "detail", "command")}
+        {key: _clip(step.get(key), STEP_MAX_CHARS) for key in ("title", "detail", "command")}
         for step in data["steps"]
         if isinstance(step, dict) and str(step.get("title") or "").strip()
-    ]
+    ][:MAX_STEPS]
     if not steps or not data["name"].strip():
         return None
     return {
-        "name": data["name"].strip()[:NAME_CHARS],
-        "description": str(data.get("description") or ""),
+        "name": " ".join(data["name"].split())[:NAME_CHARS],
+        "description": _clip(data.get("description"), DESCRIPTION_CHARS),
         "steps": steps,
     }
 
@@ -137,5 +158,8 @@ def gap_draft_create(*, user, start: dt.datetime, end: dt.datetime, group_key: u
         "origin": RunbookOrigin.GAP_REPORT,
         "origin_source": gap_source(group.key),
     }
-    runbook, _ = runbook_upsert(slug=slug, data=data, changed_by=user, source="gap_report")
+    try:
+        runbook, _ = runbook_upsert(slug=slug, data=data, changed_by=user, source="gap_report")
+    except ValidationError as exc:
+        raise DraftRefused("; ".join(exc.messages)) from exc
     return GapDraft(runbook.pk, runbook.slug, runbook.name, written_by)
