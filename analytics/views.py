@@ -112,6 +112,9 @@ def gaps_view(request):
         "covered_similarity": COVERED_SIMILARITY,
         "form_start": start.date().isoformat(),
         "form_end": (end.astimezone(start.tzinfo) - end.resolution).date().isoformat(),
+        # The exact range of this report (end exclusive), so "Draft a runbook" rebuilds the same groups.
+        "range_start": start.isoformat(),
+        "range_end": end.isoformat(),
         "drafted": request.GET.get("drafted", ""),
     }
     return TemplateResponse(request, "admin/analytics/gaps.html", context, status=400 if error else 200)

@@ -290,10 +290,10 @@ PARTITION_EXPORT_SQL = sql.SQL(
     "COPY (SELECT * FROM {partition} ORDER BY event_timestamp, event_id) TO STDOUT WITH (FORMAT csv, HEADER true)"
 )
 PARTITION_COUNT_SQL = sql.SQL("SELECT count(*) FROM {partition}")
-# HEADER MATCH: the file's columns must be the table's, by name and order, or nothing is loaded.
-EVENTS_IMPORT_SQL = sql.SQL("COPY {parent} FROM STDIN WITH (FORMAT csv, HEADER MATCH)").format(
-    parent=sql.Identifier(EVENTS_TABLE)
-)
+# HEADER MATCH: the file's columns must be the table's, by name and order, or nothing is loaded. Into the
+# month's partition itself, not the parent: a row of another month breaks the partition's constraint and
+# the whole load rolls back, instead of landing in some other month's partition or DEFAULT.
+EVENTS_IMPORT_SQL = sql.SQL("COPY {partition} FROM STDIN WITH (FORMAT csv, HEADER MATCH)")
 EVENT_ID_CLAIMS_DELETE_BETWEEN_SQL = sql.SQL(
     "DELETE FROM {claims} WHERE event_timestamp >= %s AND event_timestamp < %s"
 ).format(claims=sql.Identifier(EventIdClaim._meta.db_table))
@@ -323,12 +323,12 @@ def partition_row_count(name: str) -> int:
         return cursor.fetchone()[0]
 
 
-def events_import(blocks) -> int:
-    """Load CSV ``blocks`` (bytes, header first, as partition_export wrote them) into the event store;
+def events_import(name: str, blocks) -> int:
+    """Load CSV ``blocks`` (bytes, header first, as partition_export wrote them) into the partition ``name``;
     returns the rows loaded. The insert triggers claim each event id as for any new event."""
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:
-        with cursor.copy(EVENTS_IMPORT_SQL) as copy:
+        with cursor.copy(EVENTS_IMPORT_SQL.format(partition=sql.Identifier(name))) as copy:
             for block in blocks:
                 copy.write(block)
         return cursor.rowcount

@@ -9,15 +9,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.db import transaction
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from aihelper.core.redaction import RETENTION_MARKER
 from analytics.grouping import DEFAULT_MIN_SIZE, DEFAULT_THRESHOLD, group_vectors
-from analytics.sql.gaps import GapCandidate, gap_candidates, question_vectors_insert
+from analytics.services.rollups import visible_runbook_ids_for
+from analytics.sql.gaps import GapCandidate, gap_candidates, gap_candidates_recent, question_vectors_insert
 from runbooks.embeddings import Embedder
-from runbooks.models import Runbook, RunbookOrigin, RunbookStatus
+from runbooks.models import RunbookOrigin, RunbookStatus
+from runbooks.search import HNSW_EF_SEARCH, HNSW_ITERATIVE_SCAN
 from runbooks.selectors import visible_runbooks
+from runbooks.sql import hnsw_scan_set_local
 
 # A group is covered when an active runbook the reader may see is at least this similar (cosine) to its
 # centroid: all-MiniLM-L6-v2 puts a question and the runbook written for it at 0.5-0.8, unrelated at < 0.3.
@@ -26,6 +30,9 @@ NEAREST_RUNBOOKS = 3
 EXAMPLES = 3
 SAMPLE_TEXTS = 12  # what a draft runbook is written from
 MAX_GROUPS = 30
+# Grouping holds every vector in memory (~1.5 KiB each) and compares them all: a request groups at most the
+# most recent this many questions, and the page says so when a range has more.
+MAX_CANDIDATES = 20_000
 TREND_PERIODS = 8
 EMBED_BATCH = 128
 GAP_SOURCE_PREFIX = "gap:"
@@ -72,6 +79,7 @@ class GapReport:
     ungrouped: int  # embedded candidates in no group (one-off questions)
     groups: list[GapGroup]
     more_groups: int  # groups beyond MAX_GROUPS, not shown
+    grouped_from: int = 0  # when not 0: only this many most recent candidates were grouped (MAX_CANDIDATES)
 
 
 def gap_vectors_refresh(
@@ -104,19 +112,25 @@ def _growing(trend: list[int]) -> bool:
 
 
 def _nearest(user, centroid: np.ndarray) -> list[NearRunbook]:
-    rows = (
-        visible_runbooks(user)
-        .filter(status=RunbookStatus.ACTIVE, embedding__isnull=False)
-        .annotate(distance=CosineDistance("embedding", centroid.tolist()))
-        .order_by("distance", "slug")
-        .values_list("pk", "slug", "name", "distance")[:NEAREST_RUNBOOKS]
-    )
+    # As in search: the HNSW scan keeps going until LIMIT rows pass the visibility and status filters (and
+    # skips dead index entries); a plain scan stops after ef_search tuples and can return none.
+    with transaction.atomic(savepoint=False):
+        hnsw_scan_set_local(ef_search=HNSW_EF_SEARCH, iterative_scan=HNSW_ITERATIVE_SCAN)
+        rows = list(
+            visible_runbooks(user)
+            .filter(status=RunbookStatus.ACTIVE, embedding__isnull=False)
+            .annotate(distance=CosineDistance("embedding", centroid.tolist()))
+            .order_by("distance", "slug")
+            .values_list("pk", "slug", "name", "distance")[:NEAREST_RUNBOOKS]
+        )
     return [NearRunbook(pk, slug, name, round(1 - distance, 4)) for pk, slug, name, distance in rows]
 
 
-def _drafts_by_audit_log() -> dict[str, list[tuple[uuid.UUID, str]]]:
+def _drafts_by_audit_log(user) -> dict[str, list[tuple[uuid.UUID, str]]]:
+    """The drafts written from gap groups that ``user`` may see (a restricted draft's name is not shown to a
+    reader outside its groups), by the audit log they were drafted from."""
     drafts: dict[str, list[tuple[uuid.UUID, str]]] = {}
-    for pk, name, source in Runbook.objects.filter(origin=RunbookOrigin.GAP_REPORT).values_list(
+    for pk, name, source in visible_runbooks(user).filter(origin=RunbookOrigin.GAP_REPORT).values_list(
         "pk", "name", "origin_source"
     ):
         drafts.setdefault(source.removeprefix(GAP_SOURCE_PREFIX), []).append((pk, name))
@@ -165,24 +179,35 @@ def gap_report(
     threshold: float = DEFAULT_THRESHOLD,
     min_size: int = DEFAULT_MIN_SIZE,
     max_groups: int = MAX_GROUPS,
+    max_candidates: int | None = None,
 ) -> GapReport:
     """The gap groups of questions created in [start, end) for ``user`` (staff; runbooks they may see):
-    groups without a covering runbook first, then the largest and growing ones."""
-    candidates = gap_candidates(start=start, end=end, now=now or timezone.now(), blanked=RETENTION_MARKER)
-    embedded = [c for c in candidates if c.vector is not None]
+    groups without a covering runbook first, then the largest and growing ones. Only the most recent
+    ``max_candidates`` (MAX_CANDIDATES) questions are grouped."""
+    limit = max_candidates or MAX_CANDIDATES
+    recent = gap_candidates_recent(
+        start=start,
+        end=end,
+        now=now or timezone.now(),
+        blanked=RETENTION_MARKER,
+        limit=limit,
+        visible_runbook_ids=visible_runbook_ids_for(user),
+    )
+    embedded = [c for c in recent.candidates if c.vector is not None]
     groups = group_vectors(
         np.array([c.vector for c in embedded], dtype=np.float32), threshold=threshold, min_size=min_size
     )
-    drafts = _drafts_by_audit_log()
+    drafts = _drafts_by_audit_log(user)
     every = [_group(user, g, embedded, start, end, drafts) for g in groups]
     # Groups nobody covers first, then the largest, growing ones weighing half as much again.
     every.sort(key=lambda g: (g.covered, -g.size * (1.5 if g.growing else 1), str(g.key)))
     return GapReport(
         start=start,
         end=end,
-        candidates=len(candidates),
-        not_embedded=len(candidates) - len(embedded),
+        candidates=recent.total,
+        not_embedded=recent.not_embedded,
         ungrouped=len(embedded) - sum(len(g.members) for g in groups),
         groups=every[:max_groups],
         more_groups=max(0, len(every) - max_groups),
+        grouped_from=limit if recent.total > limit else 0,
     )

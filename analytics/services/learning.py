@@ -25,6 +25,12 @@ STALE_MIN_FINISHED = 5
 STALE_MAX_FAILURE_RATE = 0.5
 
 
+def analytics_events_read_since(now: dt.datetime) -> dt.datetime:
+    """The oldest events analytics still reads one by one (learning from clicks here; the gap report and
+    runbook health over their ranges): a month ending after this must not be archived."""
+    return now - dt.timedelta(days=STATS_WINDOW_DAYS)
+
+
 @dataclass(frozen=True)
 class StatsReport:
     skipped: bool

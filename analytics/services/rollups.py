@@ -19,7 +19,6 @@ from analytics.sql.common import RollupSpan
 from analytics.sql.facts import audit_log_first_created
 from analytics.sql.rollups import rollups_analyze, rollups_rebuild
 from runbooks.models import Runbook
-from runbooks.selectors import visible_runbooks
 
 EVERYONE = "everyone"
 ROLLUP_CHUNK_DAYS = 31
@@ -32,22 +31,43 @@ class RollupReport:
     days: int  # audience-days written
 
 
-def visible_runbook_ids_for(user) -> list | None:
-    """None (no restriction) for superusers, else the ids of the runbooks ``user`` may see."""
+def hidden_runbook_ids_for(user) -> list[uuid.UUID] | None:
+    """The restricted runbooks (some allowed group) ``user`` is in none of the groups of, enabled or not:
+    the runbooks whose metrics they may not see. None when there are none (superusers, and a reader in
+    every group needed), who read what everyone does. Keyed on restrictions only, so enabling or disabling
+    a runbook does not change anyone's audience (and drop their rollups)."""
     if user.is_superuser:
         return None
-    return list(visible_runbooks(user).values_list("pk", flat=True))
+    hidden = (
+        Runbook.objects.filter(allowed_groups__isnull=False)
+        .exclude(allowed_groups__in=user.groups.all())
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    return sorted(hidden) or None
+
+
+def visible_runbook_ids_for(user) -> list | None:
+    """None (no restriction) for readers who may see every runbook's metrics, else the ids of the runbooks
+    ``user`` may see the metrics of: every runbook, enabled or not, but the restricted ones they are not
+    allowed (a disabled runbook keeps its history on the dashboard, as it does for superusers)."""
+    hidden = hidden_runbook_ids_for(user)
+    if hidden is None:
+        return None
+    return list(Runbook.objects.exclude(pk__in=hidden).values_list("pk", flat=True))
 
 
 def hidden_runbook_ids(visible_runbook_ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID] | None:
-    """The runbooks a reader may not see (None: a reader who sees every runbook, i.e. a superuser)."""
+    """The runbooks a reader of ``visible_runbook_ids`` may not see (None: none, i.e. they read what everyone
+    does). For ids from ``visible_runbook_ids_for`` these are the reader's ``hidden_runbook_ids_for``."""
     if visible_runbook_ids is None:
         return None
-    return sorted(Runbook.objects.exclude(pk__in=list(visible_runbook_ids)).values_list("pk", flat=True))
+    return sorted(Runbook.objects.exclude(pk__in=list(visible_runbook_ids)).values_list("pk", flat=True)) or None
 
 
 def audience_key(hidden: Sequence[uuid.UUID] | None) -> str:
-    if hidden is None:
+    if not hidden:
         return EVERYONE
     digest = hashlib.sha256(",".join(str(runbook_id) for runbook_id in sorted(hidden)).encode()).hexdigest()
     return "hidden:" + digest[:48]
@@ -58,11 +78,12 @@ def day_start(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
 
 def _wanted_audiences() -> dict[str, list[uuid.UUID] | None]:
-    """Everyone (superusers) and the hidden set of every active staff member who is not a superuser."""
+    """Everyone (superusers, and staff allowed every restricted runbook) and the hidden set of every other
+    active staff member."""
     wanted: dict[str, list[uuid.UUID] | None] = {EVERYONE: None}
     staff = get_user_model().objects.filter(is_staff=True, is_superuser=False, is_active=True)
     for user in staff:
-        hidden = hidden_runbook_ids(visible_runbook_ids_for(user))
+        hidden = hidden_runbook_ids_for(user)
         wanted[audience_key(hidden)] = hidden
     return wanted
 

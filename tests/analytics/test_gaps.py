@@ -65,3 +65,14 @@ def test_a_runbook_written_later_turns_the_group_covered(planted, staff_user):
     runbooks_embed()
     after = groups_by_topic(gap_report(user=staff_user, start=START, end=END))["kafka"]
     assert after.covered and after.nearest[0].slug == "kafka/consumer-lag"
+
+
+def test_a_restricted_reader_does_not_count_failed_runs_of_a_runbook_they_may_not_see(planted):
+    staff = UserFactory(username="staff-no-secret", is_staff=True)
+    certs = groups_by_topic(gap_report(user=staff, start=START, end=END))["certs"]
+    # The two failed runs were of the certificate runbook, restricted to "secret".
+    assert certs.reasons["failed"] == 0 and certs.failed_share == 0
+    member = UserFactory(username="staff-in-secret", is_staff=True)
+    member.groups.add(planted.cert_runbook.allowed_groups.get())
+    certs = groups_by_topic(gap_report(user=member, start=START, end=END))["certs"]
+    assert certs.reasons["failed"] == 2

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from django.urls import reverse
 
+from analytics.services import gaps
 from analytics.services.gaps import gap_report, gap_source
+from analytics.services.parameters import analytics_parameters_parse
 from runbooks.models import Runbook, RunbookOrigin, RunbookStatus
 from tests.analytics.fixtures import event, make_log
 from tests.analytics.gaps_fixtures import END, KAFKA, START, plant
@@ -150,3 +153,69 @@ def test_runbook_health_lists_rarely_clicked_and_does_not_fit_with_figures(clien
     assert "A fine runbook" not in health
     # The flags link to who can act on them: the owning group (#20).
     assert f'Owners: <a href="{reverse("admin:auth_group_change", args=[owners.pk])}">office-it</a>' in health
+
+
+def test_a_draft_restricted_to_a_group_is_not_named_to_staff_outside_it(client, planted, staff_user):
+    group = kafka_group(staff_user)
+    RunbookFactory(
+        slug="secret/kafka-internal",
+        name="Internal Kafka playbook",
+        origin=RunbookOrigin.GAP_REPORT,
+        origin_source=gap_source(group.key),
+        status=RunbookStatus.DRAFT,
+        allowed_groups=[planted.cert_runbook.allowed_groups.get()],
+    )
+    client.force_login(UserFactory(username="staff-no-secret", is_staff=True))
+    html = client.get(reverse(PAGE), RANGE).content.decode()
+    assert "kafka consumer lag keeps growing" in html and "Internal Kafka playbook" not in html
+    client.force_login(staff_user)
+    assert "Draft written: <a href=" in client.get(reverse(PAGE), RANGE).content.decode()
+
+
+def test_a_draft_names_no_restricted_runbook_and_is_not_shown_to_engineers(client, planted, staff_user, user,
+                                                                            settings):
+    settings.LLM_PROVIDER, settings.ANTHROPIC_API_KEY = "offline", ""
+    client.force_login(staff_user)
+    group = kafka_group(staff_user)
+    assert "Renew an expired TLS certificate" in [runbook.name for runbook in group.nearest]  # the superuser sees it
+    client.post(reverse("gap_draft"), {**RANGE, "group": str(group.key)})
+    draft = Runbook.objects.get(origin=RunbookOrigin.GAP_REPORT)
+    assert "Renew an expired TLS certificate" not in draft.description
+    # The draft quotes staff-only questions: an engineer gets the not-found page until it is activated.
+    client.force_login(user)
+    assert client.get(reverse("runbooks:detail", args=[draft.pk])).status_code == 404
+
+
+def test_long_questions_make_a_draft_within_the_step_limits(planted, staff_user):
+    from dataclasses import replace
+
+    from aihelper.chat.services.gap_drafts import _skeleton
+    from runbooks.models import STEP_MAX_CHARS, validate_steps
+
+    group = replace(kafka_group(staff_user), texts=["kafka consumer lag " + "x" * 700] * 12)
+    fields = _skeleton(group, start=START, end=END)
+    validate_steps(fields["steps"])  # raises ValidationError (the 500 of before) when a step is too long
+    assert len(fields["steps"][0]["detail"]) <= STEP_MAX_CHARS and fields["steps"][0]["detail"].count("- kafka") == 12
+
+
+def test_the_draft_form_carries_the_exact_range_of_the_page(client, planted, staff_user):
+    client.force_login(staff_user)
+    page = {"start": "2026-01-05T12:00:00+00:00", "end": "2026-01-18T18:30:00+00:00"}
+    html = client.get(reverse(PAGE), page).content.decode()
+    form = html.split('class="gaps-draft-form"')[1]
+    posted = dict(re.findall(r'<input type="hidden" name="(start|end)" value="([^"]*)">', form))
+    shown = analytics_parameters_parse(query=page)
+    again = analytics_parameters_parse(query=posted)
+    assert (again.start, again.end) == (shown.start, shown.end)
+
+
+def test_a_range_with_more_questions_than_the_cap_says_only_the_most_recent_are_grouped(
+    client, planted, staff_user, monkeypatch
+):
+    monkeypatch.setattr(gaps, "MAX_CANDIDATES", 10)
+    report = gap_report(user=staff_user, start=START, end=END)
+    assert (report.candidates, report.grouped_from) == (16, 10)
+    assert sum(group.size for group in report.groups) + report.ungrouped == 10
+    client.force_login(staff_user)
+    html = client.get(reverse(PAGE), RANGE).content.decode()
+    assert "Only the most recent 10 of the 16 questions are grouped" in html

@@ -208,3 +208,28 @@ def test_percentile_from_buckets_follows_percentile_cont():
     assert percentile({}, 0.5) is None
     assert percentile({0: 3}, 0.9) == 0.5
     assert within_bucket_error(10.9, 10.0) and not within_bucket_error(12.0, 10.0)
+
+
+def test_disabling_an_unrelated_runbook_keeps_a_restricted_readers_rollups(user, restricted_staff):
+    world = build_world(user)
+    refresh(END + dt.timedelta(days=3))
+    before = rollup_span_for(start=START, end=END, visible_runbook_ids=visible_runbook_ids_for(restricted_staff))
+    assert before is not None
+    world.a.enabled = False  # public: the reader's restrictions are the same
+    world.a.save(update_fields=["enabled"])
+    visible = visible_runbook_ids_for(restricted_staff)
+    after = rollup_span_for(start=START, end=END, visible_runbook_ids=visible)
+    assert after == before  # still read from the rollups, not recomputed from the facts
+    rolled = metric_filter(
+        start=START, end=END, visible_runbook_ids=visible, facts_before=analytics_facts_settled_before(), rollup=after
+    )
+    assert_same(metrics(rolled), metrics(metric_filter(start=START, end=END, visible_runbook_ids=visible)))
+
+
+def test_a_staff_member_allowed_every_restricted_runbook_reads_everyones_rollups(user):
+    world = build_world(user)
+    member = UserFactory(username="in-secret", is_staff=True)
+    member.groups.add(world.r.allowed_groups.get())
+    refresh(END + dt.timedelta(days=3))
+    assert visible_runbook_ids_for(member) is None
+    assert RollupAudience.objects.get().key == "everyone"
