@@ -4,6 +4,8 @@ through the sanitising renderer, and a preview of the whole page as the engineer
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -23,6 +25,8 @@ from runbooks.services import runbook_save_from_editor
 def _markdown_html(body: str, *, steps=(), name: str = ""):
     """The body as the runbook page shows it: no front matter, no section that only repeats the steps,
     rendered by the sanitising renderer (markdown-it without raw HTML, then nh3's allow-list)."""
+    if len(body) > BODY_MAX_CHARS:  # the form says so by the field; rendering it would only burn CPU
+        raise ValueError(f"longer than {BODY_MAX_CHARS} characters")
     _, rest = split_front_matter(body)
     return mark_safe(render_markdown(body_without_repeats(rest, steps=list(steps), name=name)))  # noqa: S308
 
@@ -102,7 +106,7 @@ def _editor(request, runbook: Runbook | None):
         "empty_row": StepRow(),
         "body_html": body_html,
         "preview": preview,
-        "saved_version": int(saved) if saved.isdigit() else None,
+        "saved_version": int(saved) if re.fullmatch(r"[0-9]{1,9}", saved) else None,
         "review_due_at": review_due_at(runbook) if runbook else None,
     }
     status = 400 if request.method == "POST" and preview is None else 200

@@ -1,6 +1,8 @@
 """Who may write a runbook in the editor, and when a runbook is due for review by its owners (issue 20).
 
-Staff may create and edit every runbook; members of a runbook's owning group may edit that runbook.
+Staff may create runbooks and edit every runbook they may see; members of a runbook's owning group may edit
+that runbook if they may see it. Nobody edits, or reads in the editor or its history, a runbook restricted
+to groups they are not in (superusers see everything).
 """
 
 from __future__ import annotations
@@ -18,12 +20,22 @@ def can_create_runbooks(user) -> bool:
     return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
 
 
+def may_see_runbook(user, runbook: Runbook) -> bool:
+    """The RBAC of the runbook page, ignoring the operator's ``enabled`` switch (editors fix disabled ones)."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_superuser:
+        return True
+    restricted = set(runbook.allowed_groups.values_list("pk", flat=True))
+    return not restricted or user.groups.filter(pk__in=restricted).exists()
+
+
 def can_edit_runbook(user, runbook: Runbook) -> bool:
+    if not may_see_runbook(user, runbook):
+        return False
     if can_create_runbooks(user):
         return True
-    if not (user.is_authenticated and user.is_active) or runbook.owner_group_id is None:
-        return False
-    return user.groups.filter(pk=runbook.owner_group_id).exists()
+    return runbook.owner_group_id is not None and user.groups.filter(pk=runbook.owner_group_id).exists()
 
 
 def review_due_at(runbook: Runbook) -> datetime.datetime | None:

@@ -57,6 +57,21 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _storable(value) -> bool:
+    """Every text in it can be stored by PostgreSQL: no NUL, valid UTF-8 (no lone surrogate)."""
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    return True
+
+
 def split_front_matter(text: str) -> tuple[dict, str]:
     """({front matter}, body after it); ({}, text) when there is none, or when the block between the two
     ``---`` lines is not a mapping (a body may open with a horizontal rule). ValueError when it cannot be
@@ -73,8 +88,16 @@ def split_front_matter(text: str) -> tuple[dict, str]:
         raise ValueError(f"front matter is not valid YAML: {str(exc)[:200]}") from exc
     if loaded is not None and not isinstance(loaded, dict):
         return {}, text
-    # JSON-safe (dates become text) so a re-import compares equal to what the JSON column holds.
-    front = json.loads(json.dumps({str(key): value for key, value in (loaded or {}).items()}, default=str))
+    # JSON-safe (dates become text) so a re-import compares equal to what the JSON column holds; PostgreSQL
+    # stores neither NUL, nor a lone surrogate, nor an infinite or NaN number (YAML can spell all three).
+    try:
+        encoded = json.dumps({str(key): value for key, value in (loaded or {}).items()}, default=str,
+                             allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("front matter has a number that is not finite (.inf or .nan)") from exc
+    front = json.loads(encoded)
+    if not _storable(front):
+        raise ValueError("front matter has a NUL character or a lone surrogate (\\0, \\ud800): not text")
     return front, text[match.end() :]
 
 

@@ -68,6 +68,8 @@ def validate_step_rows(rows: list[StepRow]) -> list[StepRow]:
         for key in STEP_KEYS:
             if len(getattr(row, key)) > STEP_MAX_CHARS:
                 row.errors[key] = f"Step {number}'s {key} is too long: at most {STEP_MAX_CHARS} characters."
+            elif "\x00" in getattr(row, key):
+                row.errors[key] = f"Step {number}'s {key} has a NUL character (\\0): remove it."
     return kept
 
 

@@ -273,6 +273,9 @@ def _error_line(exc: Exception) -> int:
     return mark.line + 2 if mark is not None else 1
 
 
+MARKDOWN_MAX_BYTES = 1_000_000  # a runbook is text for an engineer; a bigger file is a mistake, not a runbook
+
+
 def _markdown_record(path: Path, default_slug: str) -> ParsedRecord:
     try:
         data, front = parse_markdown(path.read_text(encoding="utf-8"), slug=default_slug, fallback_title=path.stem)
@@ -286,10 +289,19 @@ def _markdown_record(path: Path, default_slug: str) -> ParsedRecord:
 
 def read_markdown_dir(root: Path) -> Iterator[ParsedRecord]:
     """Every ``*.md`` under ``root``; the slug is the relative path in lower case (``node/nodeclockskewdetected``)."""
+    inside = root.resolve()
     for path in sorted(root.rglob("*.md")):
         if path.name.startswith("_") or path.name.lower() == "readme.md":
             continue
-        yield _markdown_record(path, "/".join(path.relative_to(root).with_suffix("").parts).lower())
+        slug = "/".join(path.relative_to(root).with_suffix("").parts).lower()
+        if path.is_symlink() or not path.resolve().is_relative_to(inside):
+            # A link in a repository could pull any readable file on this machine into a runbook.
+            yield ParsedRecord(str(path), 1, slug, {}, error="cannot parse: a symbolic link is not read")
+            continue
+        if path.stat().st_size > MARKDOWN_MAX_BYTES:
+            yield ParsedRecord(str(path), 1, slug, {}, error=f"cannot parse: larger than {MARKDOWN_MAX_BYTES} bytes")
+            continue
+        yield _markdown_record(path, slug)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from runbooks.importers import import_source_name, read_sources, validation_message
 from runbooks.models import Runbook, RunbookOrigin, RunbookStatus, RunbookVersion
@@ -52,7 +52,8 @@ class SyncReport:
             for action, label in (("create", "created"), ("update", "updated"), ("retire", "retired"))
         )
         held = (
-            " Retirements held back: a record without a readable slug could be one of them."
+            " Retirements held back: a record without a readable slug could be one of them, or the folder has"
+            " no runbook at all."
             if (self.retirements_held)
             else ""
         )
@@ -112,12 +113,19 @@ def _apply(path: Path, source: str, report: SyncReport, on_action) -> None:
             record(SyncAction("invalid", parsed.slug, f"{where}: {validation_message(exc)}"))
             keep.add(parsed.slug)
             continue
+        except (DatabaseError, UnicodeError) as exc:  # what the database refuses is this file's problem only
+            record(SyncAction("invalid", parsed.slug, f"{where}: cannot store: {str(exc).splitlines()[0][:200]}"))
+            keep.add(parsed.slug)
+            continue
         if status == "created":
             record(SyncAction("create", parsed.slug))
         elif status == "updated":
             record(SyncAction("update", parsed.slug, _changed_fields(runbook)))
         else:
             report.unchanged += 1
+    if not seen and not keep:
+        # An empty or mistyped folder would retire every runbook of the source: nothing is read, nothing retired.
+        report.retirements_held = True
     if report.retirements_held:
         return
     gone = (

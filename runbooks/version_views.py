@@ -4,11 +4,15 @@ only); the audit log's detail links here with the version an answer presented.""
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 
 from aihelper.core.rendering import render_markdown
+from runbooks.authoring_access import may_see_runbook
 from runbooks.diffs import field_changes, step_changes
 from runbooks.models import Runbook, RunbookVersion
 from runbooks.versions import runbook_version_pair, runbook_versions
@@ -21,6 +25,8 @@ def _context(request, runbook: Runbook, **extra) -> dict:
 
 def versions_view(request, object_id):
     runbook = get_object_or_404(Runbook.objects.only("id", "name", "slug", "version"), pk=object_id)
+    if not may_see_runbook(request.user, runbook):  # staff outside a restricted runbook's groups: not found
+        raise Http404("No such runbook.")
     versions = list(runbook_versions(runbook.pk))
     return render(
         request,
@@ -32,13 +38,15 @@ def versions_view(request, object_id):
 def _against(request, runbook_id, number: int, previous: RunbookVersion | None) -> RunbookVersion | None:
     """The version to compare with: ?against=<number> when it exists, else the one before."""
     raw = request.GET.get("against", "")
-    if raw.isdigit() and int(raw) != number:
+    if re.fullmatch(r"[0-9]{1,9}", raw) and int(raw) != number:
         return RunbookVersion.objects.filter(runbook_id=runbook_id, number=int(raw)).first() or previous
     return previous
 
 
 def version_view(request, object_id, number: int):
     runbook = get_object_or_404(Runbook.objects.only("id", "name", "slug", "version"), pk=object_id)
+    if not may_see_runbook(request.user, runbook):  # staff outside a restricted runbook's groups: not found
+        raise Http404("No such runbook.")
     version, previous = runbook_version_pair(runbook.pk, number)
     if version is None:
         return render(

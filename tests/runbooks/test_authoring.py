@@ -171,3 +171,36 @@ def test_someone_who_may_not_see_the_runbook_gets_not_found_not_forbidden(client
     client.force_login(other_user)
     response = client.get(reverse("runbooks:edit", args=[hidden.pk]))
     assert response.status_code == 404 and "Runbook not found" in response.content.decode()
+
+
+def test_a_restricted_runbook_is_not_found_in_the_editor_or_its_history_for_those_outside_its_groups(
+    client, user
+):
+    from tests.factories import UserFactory
+
+    secret, owners = GroupFactory(name="secret"), GroupFactory(name="team-a")
+    runbook = RunbookFactory(slug="sec/vault", name="VaultUnseal", allowed_groups=[secret], owner_group=owners,
+                             steps=[{"title": "Unseal with the secret share", "detail": "", "command": ""}])
+    staff = UserFactory(username="staff-outside", is_staff=True)  # staff, not superuser, not in "secret"
+    user.groups.add(owners)  # owns it, may not see it
+    for who in (staff, user):
+        client.force_login(who)
+        edit = client.get(reverse("runbooks:edit", args=[runbook.pk]))
+        assert edit.status_code == 404 and "Unseal with the secret share" not in edit.content.decode()
+        assert client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(version=1)).status_code == 404
+    client.force_login(staff)
+    versions = f"/admin/runbooks/runbook/{runbook.pk}/versions/"
+    assert client.get(versions).status_code == 404 and client.get(versions + "1/").status_code == 404
+    runbook.refresh_from_db()
+    assert runbook.name == "VaultUnseal"
+
+
+def test_text_postgresql_cannot_store_is_a_message_by_the_field_not_a_500(client, staff_user):
+    client.force_login(staff_user)
+    page = client.post(NEW, _post(step_title=["Check\x00usage", "Find big files", "Clean up"]))
+    assert page.status_code == 400 and "Step 1&#x27;s title has a NUL character" in page.content.decode()
+    for front in ('title: "a\\0b"', 'title: "\\ud800"', "weight: .inf"):
+        response = client.post(NEW, _post(body_markdown=f"---\n{front}\n---\n## Notes\n\nx"))
+        assert response.status_code == 400, front
+    assert not Runbook.objects.exists()
+    assert client.get(f"{NEW}?saved=²").status_code == 200

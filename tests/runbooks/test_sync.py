@@ -170,7 +170,7 @@ def test_an_import_without_a_recorded_source_is_adopted_when_the_folder_names_it
 
 
 def test_a_retired_runbook_comes_back_when_its_file_does(tmp_path):
-    folder = _folder(tmp_path / "books", {"node/disk.md": DISK})
+    folder = _folder(tmp_path / "books", {"node/disk.md": DISK, "tls/cert.md": CERT})
     _sync(folder)
     (folder / "node/disk.md").unlink()
     _sync(folder)
@@ -204,3 +204,23 @@ def test_a_json_lines_record_without_a_readable_slug_holds_retirements_back(tmp_
     assert Runbook.objects.get(slug="a/two").status == "active"
     path.write_text(f"{one}\n")
     assert [action.slug for action in runbooks_sync(path=path, source="lines").of("retire")] == ["a/two"]
+
+
+def test_a_symlink_an_unstorable_file_and_an_empty_folder_harm_nothing(tmp_path):
+    outside = tmp_path / "secrets.md"
+    outside.write_text("# Leak\n\nDB_PASSWORD=hunter2\n", encoding="utf-8")
+    repo = _folder(tmp_path / "repo", {"storage/disk.md": DISK, "bad/nul.md": '---\ntitle: "a\\0b"\n---\n# Nul\n'})
+    (repo / "storage" / "leak.md").symlink_to(outside)
+    out, err = _sync(repo)
+    out += err
+    assert Runbook.objects.filter(slug="storage/disk").exists()  # the good file is applied
+    assert not Runbook.objects.filter(slug="storage/leak").exists()
+    assert not Runbook.objects.filter(description__contains="hunter2").exists()
+    assert "storage/leak" in out and "symbolic link" in out and "bad/nul" in out
+
+    empty = tmp_path / "typo"
+    empty.mkdir()
+    out, err = _sync(empty)
+    out += err
+    assert Runbook.objects.get(slug="storage/disk").status == "active"  # an empty folder retires nothing
+    assert "no runbook at all" in out
