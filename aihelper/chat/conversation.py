@@ -18,12 +18,11 @@ runbooks the user may see now). Then, from the message's cues (aihelper/chat/tur
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from aihelper.chat.retrieval import runbooks_find
-from aihelper.chat.selectors import PastTurn
+from aihelper.chat.selectors import PastTurn, stored_runbook_id
 from aihelper.chat.turns import RunbookPart, TurnCues, runbook_part, turn_cues
 from audit.details import ConversationTurn, PresentedSolution
 from runbooks.calibration import presentation_strategy
@@ -53,13 +52,6 @@ class TurnSearch:
     carried: frozenset[str]  # ids of runbooks carried over from the conversation
     part: RunbookPart | None = None  # the part of the first runbook the message asks about
     previous_title: str = ""  # shift: the runbook the conversation was about before
-
-
-def _uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:  # an id written by hand into an old audit log: it simply is not in play
-        return None
 
 
 def _in_play(past: Sequence[PastTurn]) -> tuple[tuple[PresentedSolution, ...], int]:
@@ -167,7 +159,7 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
     cues = turn_cues(message)
     in_play, age = _in_play(past)
     last = past[0].solutions if past else ()
-    extra = [pk for pk in map(_uuid, dict.fromkeys(solution.id for solution in [*in_play, *last])) if pk]
+    extra = [pk for pk in map(stored_runbook_id, dict.fromkeys(solution.id for solution in [*in_play, *last])) if pk]
     outcome = runbooks_find(query=message, user=user, limit=config.max_recommended, config=config, extra_ids=extra)
     if not past:
         return TurnSearch(outcome=outcome, turn=ConversationTurn(kind="new", effective_query=outcome.query),

@@ -28,12 +28,13 @@ def chat_session_get(*, user, session_id: uuid.UUID | str) -> ChatSession:
     return ChatSession.objects.get(pk=session_id, user=user)
 
 
-def _is_uuid(value: str) -> bool:
+def stored_runbook_id(value: str) -> uuid.UUID | None:
+    """A runbook id read back from a stored answer; None for anything else (an id written by hand into an old
+    audit log), which is then simply not in play and never a 500."""
     try:
-        uuid.UUID(value)
+        return uuid.UUID(value)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 HIDDEN_ANSWER = "(An earlier answer about a runbook you can no longer see is left out.)"
@@ -58,7 +59,7 @@ def chat_history(*, session: ChatSession | None, user=None) -> list[tuple[str, s
     hidden: set[str] = set()
     if user is not None and presented:
         ids = set().union(*presented.values())
-        valid = [pk for pk in ids if _is_uuid(pk)]  # anything else in an old row is hidden, never a 500
+        valid = [pk for pk in ids if stored_runbook_id(pk)]  # anything else in an old row is hidden
         hidden = ids - {str(pk) for pk in visible_runbooks(user).filter(pk__in=valid).values_list("pk", flat=True)}
     return [
         (role, HIDDEN_ANSWER if presented.get(index, set()) & hidden else content)

@@ -54,8 +54,8 @@ class GapDraft:
     written_by: str  # "offline skeleton" or the model
 
 
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(str(text or "").split()) if limit <= QUESTION_CHARS else str(text or "").strip()
+def _clip(text: str, limit: int, *, one_line: bool = False) -> str:
+    text = " ".join(str(text or "").split()) if one_line else str(text or "").strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -69,7 +69,7 @@ def _public_names(group: GapGroup) -> str:
 
 def _skeleton(group: GapGroup, *, start: dt.datetime, end: dt.datetime, note: str = "") -> dict:
     reasons = ", ".join(f"{count} {REASON_LABELS[reason]}" for reason, count in group.reasons.items() if count)
-    asked = _clip("\n".join(f"- {_clip(text, QUESTION_CHARS)}" for text in group.texts), STEP_MAX_CHARS)
+    asked = _clip("\n".join(f"- {_clip(text, QUESTION_CHARS, one_line=True)}" for text in group.texts), STEP_MAX_CHARS)
     related = _public_names(group) or "none close that everyone may see"
     return {
         "name": f"Draft: {group.texts[0]}"[:NAME_CHARS],
