@@ -40,11 +40,13 @@ INSTALLED_APPS = [
     "template_partials",
     "csp",
     "axes",
+    "procrastinate.contrib.django",
     # Listed bottom-up, as the layers run (docs/architecture.md).
     "audit",
     "runbooks",
     "analytics",
     "aihelper.chat",
+    "alerts",
     "aihelper.ops",
 ]
 
