@@ -36,6 +36,8 @@ urlpatterns = [
     ),
     path("api/analytics/", include("analytics.urls")),
     path("api/alerts/", include("alerts.webhook_urls")),
+    path("api/alerts/", include("alerts.api_urls")),
+    path("alerts/", include("alerts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("aihelper.chat.urls")),
