@@ -58,6 +58,9 @@ bench-retrieval: install
 bench-chat: install
 	$(TEST_ENV) $(PY) benchmarks/chat.py
 
+bench-alert-storm: install
+	$(TEST_ENV) $(PY) benchmarks/alert_storm.py $(BENCH_ARGS)
+
 bench-conversations: install
 	$(TEST_ENV) $(PY) benchmarks/conversations.py
 

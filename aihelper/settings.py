@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from croniter import croniter
 from django.core.exceptions import ImproperlyConfigured
 
 from aihelper.core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
@@ -281,14 +282,23 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 4, minimum=2)
 PROCRASTINATE_WORKER_DEFAULTS = {"delete_jobs": "successful"}
+
+
+def _cron(name: str, default: str) -> str:
+    value = env_str(name, default).strip()
+    if value and not croniter.is_valid(value):
+        raise ImproperlyConfigured(f"{name} must be a cron line of 5 fields (UTC), or empty for none: {value!r}")
+    return value
+
+
 # Each scheduled job's cron line (UTC). An empty value turns that schedule off (the command stays).
 TASK_SCHEDULES = {
-    "refresh_analytics_facts": env_str("SCHEDULE_REFRESH_ANALYTICS_FACTS", "*/15 * * * *"),
-    "refresh_gap_vectors": env_str("SCHEDULE_REFRESH_GAP_VECTORS", "7 * * * *"),
-    "update_runbook_stats": env_str("SCHEDULE_UPDATE_RUNBOOK_STATS", "30 2 * * *"),
-    "close_stale_executions": env_str("SCHEDULE_CLOSE_STALE_EXECUTIONS", "17 * * * *"),
-    "ensure_event_partitions": env_str("SCHEDULE_ENSURE_EVENT_PARTITIONS", "45 3 * * *"),
-    "apply_retention": env_str("SCHEDULE_APPLY_RETENTION", "15 4 * * *"),
+    "refresh_analytics_facts": _cron("SCHEDULE_REFRESH_ANALYTICS_FACTS", "*/15 * * * *"),
+    "refresh_gap_vectors": _cron("SCHEDULE_REFRESH_GAP_VECTORS", "7 * * * *"),
+    "update_runbook_stats": _cron("SCHEDULE_UPDATE_RUNBOOK_STATS", "30 2 * * *"),
+    "close_stale_executions": _cron("SCHEDULE_CLOSE_STALE_EXECUTIONS", "17 * * * *"),
+    "ensure_event_partitions": _cron("SCHEDULE_ENSURE_EVENT_PARTITIONS", "45 3 * * *"),
+    "apply_retention": _cron("SCHEDULE_APPLY_RETENTION", "15 4 * * *"),
 }
 
 # --- Logging --------------------------------------------------------------------------------

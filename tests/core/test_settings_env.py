@@ -60,3 +60,21 @@ def test_database_url_must_be_postgresql():
 def test_bad_threshold_fails_at_start_up():
     result = _settings_process(DEBUG="1", AIHELPER_CONFIDENCE_THRESHOLD="2")
     assert "AIHELPER_CONFIDENCE_THRESHOLD" in result.stderr and result.returncode != 0
+
+
+def test_a_bad_schedule_fails_at_start_up_and_an_empty_one_turns_it_off():
+    result = _settings_process(DEBUG="1", SCHEDULE_APPLY_RETENTION="61 * * *")
+    assert result.returncode != 0
+    assert "SCHEDULE_APPLY_RETENTION must be a cron line" in result.stderr
+    off = subprocess.run(
+        [sys.executable, "-c", "import aihelper.settings as s; print(repr(s.TASK_SCHEDULES['apply_retention']))"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "DEBUG": "1",
+            "SCHEDULE_APPLY_RETENTION": "",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert off.stdout.strip() == "''"
