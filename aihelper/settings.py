@@ -228,6 +228,14 @@ REST_FRAMEWORK = {
     },
 }
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# Alert webhooks carry whole Alertmanager groups (a 100-alert group is ~50 kB; up to 1,000 alerts): their own
+# limit, enforced before the body is read like every other (aihelper/core/body_limits.py, docs/alerts.md).
+ALERT_WEBHOOK_MAX_BODY_BYTES = env_int("ALERT_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=64 * 1024)
+# Paths under /api/ with a body limit of their own instead of API_MAX_BODY_BYTES (the view reads the body).
+API_BODY_LIMITS_BY_PREFIX = {
+    "/api/alerts/alertmanager": ALERT_WEBHOOK_MAX_BODY_BYTES,
+    "/api/alerts/grafana": ALERT_WEBHOOK_MAX_BODY_BYTES,
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Runbook AI Helper API",
     "DESCRIPTION": "Chat with the runbook helper, track what engineers do with its recommendations.",
@@ -282,6 +290,9 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 WORKER_DB_POOL_SIZE = env_int("WORKER_DB_POOL_SIZE", 4, minimum=2)
 PROCRASTINATE_WORKER_DEFAULTS = {"delete_jobs": "successful"}
+# Alerts of one rule in a storm search with the same words: a worker re-uses a search this many seconds old
+# for the same query (0 = never). docs/alerts.md, "Recommendations".
+ALERT_SEARCH_REUSE_SECONDS = env_float("ALERT_SEARCH_REUSE_SECONDS", 30.0, minimum=0.0)
 
 
 def _cron(name: str, default: str) -> str:
@@ -299,7 +310,10 @@ TASK_SCHEDULES = {
     "close_stale_executions": _cron("SCHEDULE_CLOSE_STALE_EXECUTIONS", "17 * * * *"),
     "ensure_event_partitions": _cron("SCHEDULE_ENSURE_EVENT_PARTITIONS", "45 3 * * *"),
     "apply_retention": _cron("SCHEDULE_APPLY_RETENTION", "15 4 * * *"),
+    "retry_stalled_jobs": _cron("SCHEDULE_RETRY_STALLED_JOBS", "*/5 * * * *"),
 }
+# A worker that sent no heartbeat for this long is gone: its running jobs are queued again (retry_stalled_jobs).
+WORKER_STALLED_SECONDS = env_int("WORKER_STALLED_SECONDS", 120, minimum=30)
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
@@ -318,5 +332,7 @@ LOGGING = {
         # Task registration at every start is noise; the worker's own lines (jobs, start, stop) stay.
         "procrastinate.periodic": {"level": "WARNING"},
         "procrastinate.blueprints": {"level": "WARNING"},
+        # One INFO line listing every deferred job (~40 kB for a 100-alert group) on the webhook's path.
+        "procrastinate.jobs": {"level": "WARNING"},
     },
 }

@@ -1,2 +1,8 @@
+from django.urls import path
+
+from alerts import apis
+
 app_name = "alerts_api"
-urlpatterns = []
+urlpatterns = [
+    path("", apis.AlertListApi.as_view(), name="list"),
+]

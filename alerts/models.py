@@ -3,6 +3,8 @@ recommended for them (docs/alerts.md)."""
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import MD5
 
 
 class AlertReceiver(models.Model):
@@ -58,7 +60,11 @@ class AlertGroup(models.Model):
 
     class Meta:
         db_table = "alert_groups"
-        constraints = [models.UniqueConstraint(fields=["receiver", "group_key"], name="alert_group_receiver_key")]
+        # On the key's MD5, not the key: a B-tree entry must fit a third of a page (~2.7 kB), and a groupKey may
+        # be up to 8,192 characters (docs/alerts.md, "Limits"). alerts/sql.py's ON CONFLICT names the same.
+        constraints = [
+            models.UniqueConstraint(F("receiver"), MD5("group_key"), name="alert_group_receiver_key_md5"),
+        ]
         indexes = [models.Index(name="alert_group_last_seen", fields=["-last_seen"])]
 
     def __str__(self) -> str:
@@ -94,6 +100,8 @@ class Alert(models.Model):
     instance update ``last_seen``; a resolve sets ``ends_at`` and the status."""
 
     group = models.ForeignKey("alerts.AlertGroup", on_delete=models.CASCADE, related_name="alerts")
+    # The receiver that first sent it (its group's): only that receiver's posts may change the alert.
+    receiver = models.ForeignKey("alerts.AlertReceiver", on_delete=models.PROTECT, related_name="alerts")
     fingerprint = models.CharField(max_length=64)
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True)
@@ -119,6 +127,8 @@ class Alert(models.Model):
         constraints = [models.UniqueConstraint(fields=["fingerprint", "starts_at"], name="alert_fingerprint_starts")]
         indexes = [
             models.Index(name="alert_status_starts", fields=["status", "-starts_at"]),
+            # The page's "resolved in the last 24 h" (alerts/selectors.py) on a table that only grows.
+            models.Index(name="alert_status_ends", fields=["status", "-ends_at"]),
             models.Index(name="alert_group", fields=["group"]),
         ]
 

@@ -50,6 +50,9 @@ class EventType(models.TextChoices):
     ABANDONED = "abandoned", "Abandoned"
     FEEDBACK_POSITIVE = "feedback_positive", "Feedback positive"
     FEEDBACK_NEGATIVE = "feedback_negative", "Feedback negative"
+    # The alert a presentation was about resolved (one per alert presentation; alerts/outcomes.py). Not a step
+    # of the funnel and not an interaction with the runbook it is filed under (its presentation's first).
+    ALERT_RESOLVED = "alert_resolved", "Alert resolved"
 
 
 class EventSource(models.TextChoices):
@@ -58,6 +61,9 @@ class EventSource(models.TextChoices):
     SEARCH_PAGE = "search_page", "Search page"
     RUNBOOK_LIST = "runbook_list", "Runbook list"
     ALERT_PAGE = "alert_page", "Alert page"
+    # An alert's recommendations as presented (the audit log of an alert presentation, its ``presented`` and
+    # ``alert_resolved`` events); clicks on the alert page's cards keep ``alert_page``.
+    ALERT = "alert", "Alert"
     DIRECT = "direct", "Direct"
 
 

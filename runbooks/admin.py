@@ -1,5 +1,6 @@
 import json
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.shortcuts import redirect
@@ -9,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from runbooks.authoring_access import review_due, review_due_at
+from runbooks.forms import aliases_field, source_url_field
 from runbooks.models import Runbook, RunbookExecution, RunbookStatus
 from runbooks.selectors import embedding_status
 from runbooks.services import runbook_before_admin_save, runbook_save_from_admin
@@ -41,6 +43,16 @@ class ReviewDueFilter(admin.SimpleListFilter):
         return review_due(queryset) if self.value() == "due" else queryset
 
 
+class RunbookAdminForm(forms.ModelForm):
+    # One comma-separated line, names stripped and checked one by one (the editor's field).
+    aliases = aliases_field()
+    source_url = source_url_field()
+
+    class Meta:
+        model = Runbook
+        fields = ("source_url", "aliases")  # the admin's fieldsets decide the rest
+
+
 @admin.register(Runbook)
 class RunbookAdmin(admin.ModelAdmin):
     """Steps and the Markdown body are written in the runbook editor (runbooks/authoring.py), which this page
@@ -49,6 +61,7 @@ class RunbookAdmin(admin.ModelAdmin):
     deleted (their history and analytics stay)."""
 
     change_form_template = "admin/runbooks/runbook/change_form.html"
+    form = RunbookAdminForm
     # Few, narrow columns so the list fits beside the admin's two sidebars at 1366 px (the rest are filters).
     list_display = ("name", "status", "searched", "origin", "owner_group", "review_flag", "embedding_state")
     list_filter = (
@@ -56,7 +69,7 @@ class RunbookAdmin(admin.ModelAdmin):
         "allowed_groups", EmbeddingStatusFilter,
     )
     list_select_related = ("owner_group",)
-    search_fields = ("name", "slug", "description", "service", "origin_source")
+    search_fields = ("name", "slug", "description", "service", "origin_source", "source_url")
     date_hierarchy = "updated_at"
     filter_horizontal = ("allowed_groups",)
     readonly_fields = (
@@ -69,6 +82,7 @@ class RunbookAdmin(admin.ModelAdmin):
         ("Content (steps and Markdown are edited in the runbook editor)", {
             "fields": ("description", "tags", "steps_list", "body_markdown", "front_matter"),
         }),
+        ("Alerts (an alert's runbook_url or alert name links it here)", {"fields": ("source_url", "aliases")}),
         ("Ownership", {"fields": ("owner_group", "review_interval_days", "reviewed_at", "review_flag")}),
         ("Origin", {"fields": ("origin", "origin_source")}),
         ("Automation", {"fields": ("is_automated", "automation_ref")}),

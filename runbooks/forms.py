@@ -14,11 +14,69 @@ from django import forms
 from django.contrib.auth.models import Group
 
 from runbooks.bodies import front_matter_fields, split_front_matter
-from runbooks.models import STEP_KEYS, STEP_MAX_CHARS, Runbook, RunbookStatus, slug_validator
+from runbooks.importers import link_fields
+from runbooks.models import (
+    STEP_KEYS,
+    STEP_MAX_CHARS,
+    Runbook,
+    RunbookStatus,
+    alert_name_validator,
+    slug_validator,
+    source_url_validator,
+)
 
 BODY_MAX_CHARS = 100_000
 MAX_STEPS = 100
 TAG_MAX_CHARS = 64
+MAX_ALIASES = 50
+
+
+def aliases_from_text(text: str) -> list[str]:
+    """Comma-separated alert names as a list (order kept, repeats dropped); ValidationError naming the first
+    one that is not an alert name. Shared by the editor and the admin."""
+    names = list(dict.fromkeys(name.strip() for name in (text or "").split(",") if name.strip()))
+    for name in names:
+        try:
+            alert_name_validator(name)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                f"“{name[:40]}” is not an alert name: use letters, digits, '_', ':', '.' and '-' (at most 200), "
+                "separated by commas."
+            ) from None
+    if len(names) > MAX_ALIASES:
+        raise forms.ValidationError(f"A runbook answers at most {MAX_ALIASES} alert names.")
+    return names
+
+
+class AliasesField(forms.CharField):
+    """Alert names typed as one comma-separated line, cleaned to a list."""
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value):
+        return aliases_from_text(super().to_python(value))
+
+
+def source_url_field() -> forms.URLField:
+    return forms.URLField(
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        validators=[source_url_validator],
+        label="Published at (URL)",
+        help_text="Where this runbook is published. An alert whose runbook_url points here is linked to it.",
+        error_messages={"invalid": "Give the address where the runbook is published: an http(s) URL."},
+    )
+
+
+def aliases_field() -> AliasesField:
+    return AliasesField(
+        required=False,
+        max_length=4000,
+        label="Alert names it answers",
+        help_text="Other alert names this runbook is for, separated by commas, e.g. KubernetesPodCrashLooping.",
+    )
 REVIEW_MAX_DAYS = 3650
 
 
@@ -94,6 +152,8 @@ class RunbookForm(forms.Form):
     tags = forms.CharField(required=False, label="Tags", help_text="Separated by commas.", max_length=2000)
     service = forms.CharField(max_length=100, required=False, label="Service")
     category = forms.CharField(max_length=100, required=False, label="Category")
+    aliases = aliases_field()
+    source_url = source_url_field()
     body_markdown = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 12, "class": "mono"}),
@@ -123,6 +183,9 @@ class RunbookForm(forms.Form):
         # A member of the owning group may not hand the runbook away (or lock the others out): staff only.
         self.fields["owner_group"].disabled = not staff
         if runbook is not None:
+            # runbooks/authoring.py fills the other initial values; these two are read from the runbook here.
+            self.initial.setdefault("aliases", list(runbook.aliases or []))
+            self.initial.setdefault("source_url", runbook.source_url)
             self.fields["slug"].required = False
             self.fields["slug"].disabled = True
         # Parsed now, not in clean(): whatever else is wrong, the rows typed are shown again as typed.
@@ -173,6 +236,10 @@ class RunbookForm(forms.Form):
         if not front:
             return
         updates, extra = front_matter_fields(front, current=cleaned)
+        linked = {"front_matter_extra": extra}
+        link_fields(linked, {key: cleaned[key] for key in ("source_url", "aliases") if cleaned.get(key)})
+        extra = linked.pop("front_matter_extra")
+        updates.update(linked)
         cleaned.update(updates)
         cleaned["body_markdown"] = rest.lstrip("\n")
         cleaned["front_matter_extra"] = {**((self.runbook.front_matter_extra or {}) if self.runbook else {}), **extra}
@@ -193,6 +260,8 @@ class RunbookForm(forms.Form):
                 "tags",
                 "service",
                 "category",
+                "aliases",
+                "source_url",
                 "body_markdown",
                 "status",
                 "review_interval_days",

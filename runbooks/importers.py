@@ -24,7 +24,7 @@ from django.db import transaction
 from markdown_it import MarkdownIt
 
 from runbooks.bodies import runbook_body_fields, split_front_matter
-from runbooks.models import STEP_MAX_CHARS, RunbookOrigin
+from runbooks.models import STEP_MAX_CHARS, RunbookOrigin, alert_name_validator
 from runbooks.services import runbook_upsert
 
 STATUSES = ("created", "updated", "unchanged", "invalid")
@@ -140,6 +140,57 @@ _JSON_FIELDS = {
 }
 
 
+# --- source_url and aliases -------------------------------------------------------------------
+
+
+def _is_alert_name(value: str) -> bool:
+    try:
+        alert_name_validator(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _aliases_value(value) -> list[str] | None:
+    """A record's ``aliases`` as a list of stripped names (one name or a list of them); None: not text."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return None
+    return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def link_fields(data: dict, own: dict) -> str:
+    """Fill ``source_url`` and ``aliases`` in ``data``: the record's own keys (``own``) win, else its front
+    matter, which runbook_body_fields left in ``front_matter_extra``. Hugo's ``aliases`` are old page paths
+    (``/kubememovercommit/``), not alert names: only entries that are alert names become aliases, the rest
+    stay in ``front_matter_extra``. Returns an error message for the record ("" when none)."""
+    extra = dict(data.get("front_matter_extra") or {})
+    if "source_url" in own and own["source_url"] is not None:
+        if not isinstance(own["source_url"], str):
+            return "'source_url' must be an http(s) URL"
+        data["source_url"] = own["source_url"].strip()
+    elif isinstance(extra.get("source_url"), str) and extra["source_url"].strip().startswith(("http://", "https://")):
+        data["source_url"] = extra.pop("source_url").strip()
+    if "aliases" in own and own["aliases"] is not None:
+        aliases = _aliases_value(own["aliases"])
+        if aliases is None:
+            return "'aliases' must be a list of alert names"
+        data["aliases"] = aliases
+    elif "aliases" in extra:
+        named = _aliases_value(extra["aliases"]) or []
+        names = [item for item in named if _is_alert_name(item)]
+        if names:
+            data["aliases"] = names
+            rest = [item for item in named if item not in names]
+            if rest:
+                extra["aliases"] = rest
+            else:
+                del extra["aliases"]
+    if "front_matter_extra" in data:
+        data["front_matter_extra"] = extra
+    return ""
+
+
 def record_from_json(obj, *, source: str, line: int) -> ParsedRecord:
     if not isinstance(obj, dict):
         return ParsedRecord(source, line, "", {}, error="a record must be a JSON object")
@@ -161,6 +212,9 @@ def record_from_json(obj, *, source: str, line: int) -> ParsedRecord:
             data.update(runbook_body_fields(body=data["body_markdown"], steps=data["steps"], current=data))
         except ValueError as exc:
             return ParsedRecord(source, line, slug, data, error=f"body_markdown: {exc}")
+    error = link_fields(data, obj)
+    if error:
+        return ParsedRecord(source, line, slug, data, error=error)
     return ParsedRecord(source, line, slug.strip(), data, allowed_groups=groups)
 
 
@@ -261,6 +315,9 @@ def parse_markdown(text: str, *, slug: str, fallback_title: str) -> tuple[dict, 
     data["front_matter_extra"] = {
         key: value for key, value in data["front_matter_extra"].items() if key not in _MARKDOWN_CONSUMED
     }
+    # The file is the whole runbook: no address or aliases in it means none (a re-import clears them).
+    data.update(source_url="", aliases=[])
+    link_fields(data, {})
     return data, front
 
 

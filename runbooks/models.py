@@ -6,8 +6,10 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
+from django.db.models import F, Func
+from django.db.models.functions import Lower
 from pgvector.django import HnswIndex, VectorField
 
 EMBEDDING_DIMENSIONS = 384
@@ -43,6 +45,30 @@ def validate_steps(value) -> None:
         raise ValidationError(errors)
 
 
+ALERT_NAME_PATTERN = r"[A-Za-z0-9_:.-]{1,200}"
+alert_name_validator = RegexValidator(
+    rf"^{ALERT_NAME_PATTERN}$",
+    "An alert name is letters, digits, '_', ':', '.' and '-' (at most 200), e.g. KubePodCrashLooping.",
+)
+
+
+source_url_validator = URLValidator(
+    schemes=["http", "https"], message="Give the address where the runbook is published: an http(s) URL."
+)
+
+
+def validate_aliases(value) -> None:
+    for alias in value or []:
+        alert_name_validator(alias)
+
+
+# The runbook's title and aliases lower-cased, one array (SQL function of migration 0010, IMMUTABLE): what an
+# alert's ``alertname`` is matched against, case-insensitively, through the GIN index below.
+ALERT_NAMES = Func(
+    F("name"), F("aliases"), function="runbook_alert_names", output_field=ArrayField(models.TextField())
+)
+
+
 class RunbookStatus(models.TextChoices):
     """Lifecycle: only ``active`` runbooks (that are also ``enabled``) are searched and recommended."""
 
@@ -71,6 +97,18 @@ class Runbook(models.Model):
     # Front-matter keys with no column of their own (upstream's Hugo ``weight``, ``aliases``): kept so an
     # import loses nothing of the source; written by runbooks/importers.py, shown read-only in the admin.
     front_matter_extra = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # Where the runbook is published (upstream's page); an alert's ``runbook_url`` that points here links it.
+    source_url = models.URLField(
+        "source URL", max_length=500, blank=True, validators=[source_url_validator]
+    )
+    # Alert names this runbook answers besides its own name (``KubePodCrashLooping``), matched without case.
+    aliases = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        validators=[validate_aliases],
+        verbose_name="alert names (aliases)",
+    )
     service = models.CharField(max_length=100, blank=True)
     category = models.CharField(max_length=100, blank=True)
     is_automated = models.BooleanField(default=False)
@@ -119,6 +157,8 @@ class Runbook(models.Model):
             ),
             GinIndex(name="runbooks_search_vector_gin", fields=["search_vector"], fastupdate=False),
             models.Index(name="runbooks_enabled_idx", fields=["enabled"]),
+            models.Index(Lower("source_url"), name="runbooks_source_url_lower_idx"),
+            GinIndex(ALERT_NAMES, name="runbooks_alert_names_gin", fastupdate=False),
         ]
 
     def __str__(self) -> str:

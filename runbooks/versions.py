@@ -23,6 +23,8 @@ VERSIONED_COLUMNS = (
     "tags",
     "steps",
     "body_markdown",
+    "source_url",
+    "aliases",
     "service",
     "category",
     "is_automated",
@@ -42,6 +44,7 @@ def runbook_snapshot(runbook: Runbook, *, allowed_groups: list[str] | None = Non
     snapshot = {name: getattr(runbook, name) for name in VERSIONED_COLUMNS}
     snapshot["tags"] = list(snapshot["tags"] or [])
     snapshot["steps"] = list(snapshot["steps"] or [])
+    snapshot["aliases"] = list(snapshot["aliases"] or [])
     owner = Group.objects.filter(pk=runbook.owner_group_id).values_list("name", flat=True).first()
     snapshot["owner_group"] = owner or ""
     if allowed_groups is None:

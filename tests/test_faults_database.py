@@ -59,6 +59,9 @@ JSON_PATHS = ("/api/", "/chat/stream")
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Routes that answer without the database whoever asks (the /readyz answer is checked on its own).
 NO_DATABASE = {"/": {302}, "/healthz": {200}, "/readyz": {503}, "/favicon.ico": {302}, "/metrics": {404}}
+# The alert webhooks take a receiver's bearer token only: anything else is refused before the database.
+WEBHOOKS = ("/api/alerts/alertmanager", "/api/alerts/grafana")
+NO_DATABASE.update({path: {401} for path in WEBHOOKS})
 # A request without a session outside DRF needs no database: it is sent to the login page, refused by the
 # CSRF check (a POST without the cookie) or shown the login form.
 ANONYMOUS_ANSWERS = {302, 401, 403}
@@ -70,6 +73,7 @@ SAMPLE_VALUES = {"uuid": "3f2c7b9e-5d41-4c8a-9e6f-1a2b3c4d5e6f", "int": "1", "pa
 class Server:
     port: int
     token: str
+    alert_token: str
     pgdata: Path
     env: dict
     log: Path
@@ -227,6 +231,7 @@ def server():
     corpus = root / "runbooks.jsonl"
     corpus.write_text("\n".join(json.dumps(record) for record in CORPUS))
     _manage(env, "import_runbooks", str(corpus))
+    alert_token = _manage(env, "create_alert_receiver", "faults").split()[-1]
     port = _free_port()
     log = root / "gunicorn.log"
     with open(log, "ab") as log_file:
@@ -245,7 +250,7 @@ def server():
                 time.sleep(0.3)
         else:
             raise AssertionError(f"gunicorn did not become healthy: {log.read_text()[-3000:]}")
-        yield Server(port=port, token=token, pgdata=pgdata, env=env, log=log)
+        yield Server(port=port, token=token, alert_token=alert_token, pgdata=pgdata, env=env, log=log)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -338,10 +343,20 @@ def test_every_route_answers_a_deliberate_stop_as_documented_then_recovers_witho
     assert problems == []
     routes = _routes()
     assert {path for path in routes if ("session", path) not in outage_answered} == {
-        "/", "/healthz", "/favicon.ico", "/metrics"}, (
+        "/", "/healthz", "/favicon.ico", "/metrics", *WEBHOOKS}, (
         "with a session every route that needs the database answers the outage"
     )
-    assert {path for path in routes if path.startswith("/api/") and ("token", path) not in outage_answered} == set()
+    assert {path for path in routes if path.startswith("/api/") and ("token", path) not in outage_answered} == set(
+        WEBHOOKS
+    )
+    # A sender with its receiver's token is told to come back (Alertmanager re-sends a 5xx; a 4xx would lose
+    # the group).
+    alert = {"version": "4", "groupKey": "g", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "DiskFull"}, "startsAt": "2026-12-01T00:00:00Z"}]}
+    for path in WEBHOOKS:
+        answer = _http(port, "POST", path, body=json.dumps(alert).encode(), headers={
+            "Authorization": f"Bearer {server.alert_token}", "Content-Type": "application/json"})
+        assert (answer.status, answer.headers.get("retry-after")) == (503, "5"), (path, answer.status, answer.body)
 
     ready = _http(port, "GET", "/readyz", headers={})
     assert ready.status == 503 and ready.json()["checks"]["database"]["ok"] is False

@@ -16,9 +16,10 @@ the same security headers as any other answer.
   ``TooManyFilesSent``: from a view, DRF, or the CSRF check that parses a form) is a 413/400 with words.
 
 The limit: ``API_MAX_BODY_BYTES`` under /api/ (the same 413 ``LimitedJSONParser`` gives, so a client is told
-one limit), ``DATA_UPLOAD_MAX_MEMORY_SIZE`` everywhere else (the chat stream and the forms), and never more
-than Django's. APIs and JSON clients get ``{"error", "detail"}``; people get a plain page in Django's own
-error-page layout.
+one limit) unless ``API_BODY_LIMITS_BY_PREFIX`` gives a path its own (the alert webhooks, 1 MiB, which read
+their body as a stream), ``DATA_UPLOAD_MAX_MEMORY_SIZE`` everywhere else (the chat stream and the forms), and
+otherwise never more than Django's. APIs and JSON clients get ``{"error", "detail"}``; people get a plain
+page in Django's own error-page layout.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def body_limit(request: HttpRequest) -> int | None:
     form_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if not is_api_request(request):
         return form_limit
+    for prefix, limit in settings.API_BODY_LIMITS_BY_PREFIX.items():
+        # Views that read their body as a stream (the alert webhooks) and so are not bound by Django's limit.
+        if request.path_info.startswith(prefix):
+            return limit
     api_limit = settings.API_MAX_BODY_BYTES
     return api_limit if form_limit is None else min(api_limit, form_limit)
 

@@ -1,4 +1,4 @@
-"""Scheduled jobs on the task queue (procrastinate periodic tasks; docs/alerts.md, "Scheduled jobs").
+"""Scheduled jobs on the task queue (procrastinate periodic tasks; docs/operations.md, "Task queue and workers").
 
 Each app declares its own in its ``tasks.py`` with :func:`scheduled_task`. Every worker process runs the
 scheduler, and procrastinate defers each tick once across all of them (a unique row per task and tick);

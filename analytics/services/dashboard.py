@@ -25,6 +25,7 @@ from analytics.sql.metrics import (
     log_summary,
     pair_summary,
 )
+from analytics.sql.sources import AlertOutcomes, SourceRow, alert_outcomes, source_summary
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Dashboard:
     daily_trend: list[DayRow]
     carried_split: list[CarriedRow] = field(default_factory=list)
     experiments: list[VariantResult] = field(default_factory=list)
+    by_source: list[SourceRow] = field(default_factory=list)
+    alert_outcomes: AlertOutcomes | None = None
 
 
 def reader_filter(*, user, start: dt.datetime, end: dt.datetime, rollups: bool = True, **options) -> MetricFilter:
@@ -75,7 +78,8 @@ def analytics_dashboard(
     the facts and events only (the benchmark's baseline)."""
     options = {"source": source, "strategy": strategy, "experiment": experiment, "variant": variant}
     filters = reader_filter(user=user, start=start, end=end, rollups=rollups, **options)
-    # Three statements: the per-log metrics share one scan, top runbooks and ranks another, then the funnel.
+    # Five statements: the per-log metrics share one scan, top runbooks and ranks another, then the funnel,
+    # the per-source split and the alerts' outcomes.
     logs = log_summary(filters, now=now or timezone.now())
     pairs = pair_summary(filters, limit=top_limit)
     return Dashboard(
@@ -93,4 +97,6 @@ def analytics_dashboard(
         daily_trend=logs.daily_trend,
         carried_split=pairs.carried_split,
         experiments=experiment_analysis(logs.experiment_variant_counts),
+        by_source=source_summary(filters),
+        alert_outcomes=alert_outcomes(filters),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analytics.services.dashboard import Dashboard
-from audit.models import EventType
+from audit.models import EventSource, EventType
 
 NO_DATA = "–"
 
@@ -53,6 +53,12 @@ def decimal(value: float | None) -> str:
 
 def strategy_label(strategy: str, *, empty: str = "None recorded") -> str:
     return strategy.replace("_", " ").capitalize() if strategy else empty
+
+
+def source_label(source: str) -> str:
+    if source == EventSource.ALERT:
+        return "Alerts"
+    return EventSource(source).label if source in EventSource.values else (source or "None recorded")
 
 
 def step_label(step: str) -> str:
@@ -126,6 +132,74 @@ def _daily(dashboard: Dashboard) -> PageTable:
     )
 
 
+def _by_source(dashboard: Dashboard) -> PageTable:
+    """Every source's rates side by side; the alert row also has its start-to-click and click-to-resolved."""
+    alerts = dashboard.alert_outcomes
+
+    def alert_times(source: str) -> list[str]:
+        if source != EventSource.ALERT or alerts is None:
+            return ["", ""]
+        return [duration(alerts.start_to_click_median_seconds), duration(alerts.click_to_resolved_median_seconds)]
+
+    return PageTable(
+        "by_source",
+        "By source: alerts and chat side by side",
+        [
+            "Source",
+            "Answers",
+            "With a recommendation",
+            "Click-through",
+            "First choice right",
+            "Time to decision (median)",
+            "Alert start to first click (median)",
+            "Click to resolved (median)",
+        ],
+        [
+            [
+                source_label(r.source),
+                count(r.audit_logs),
+                percent(r.recommendation_rate),
+                percent(r.click_through_rate),
+                percent(r.first_choice_accuracy),
+                duration(r.decision_median_seconds),
+                *alert_times(r.source),
+            ]
+            for r in dashboard.by_source
+        ],
+        wide=True,
+    )
+
+
+def _alert_outcomes(dashboard: Dashboard) -> PageTable:
+    alerts = dashboard.alert_outcomes
+    rows = []
+    if alerts is not None and alerts.presentations:
+        rows = [
+            [
+                "Alert start to first click",
+                count(alerts.start_to_click_count),
+                duration(alerts.start_to_click_median_seconds),
+                duration(alerts.start_to_click_p90_seconds),
+            ],
+            [
+                "First click to resolved",
+                count(alerts.click_to_resolved_count),
+                duration(alerts.click_to_resolved_median_seconds),
+                duration(alerts.click_to_resolved_p90_seconds),
+            ],
+            ["Shown to an engineer (once per engineer and alert)", count(alerts.presentations), "", ""],
+            ["… with a runbook clicked within 24 h", count(alerts.clicked), "", ""],
+            ["… whose alert has resolved", count(alerts.resolved), "", ""],
+        ]
+    return PageTable(
+        "alert_outcomes",
+        "Alerts: from the start to the first click, and from the click to resolved",
+        ["Measure", "Alerts", "Median", "90th percentile"],
+        rows,
+        empty="No alert was shown to an engineer in this range.",
+    )
+
+
 def _experiments(dashboard: Dashboard) -> PageTable:
     def with_interval(rate, bounds) -> str:
         return f"{percent(rate)} ({interval(bounds)})" if bounds else percent(rate)
@@ -167,6 +241,8 @@ def dashboard_page(dashboard: Dashboard) -> DashboardPage:
     """Key figures and tables of ``dashboard`` formatted for reading (the CSV export has the raw numbers)."""
     tables = [
         _daily(dashboard),
+        _by_source(dashboard),
+        _alert_outcomes(dashboard),
         PageTable(
             "funnel",
             "Funnel (per answer and runbook, within 24 h)",

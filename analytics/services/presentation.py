@@ -58,6 +58,8 @@ def dashboard_as_json(dashboard: Dashboard) -> dict:
         "funnel": _rows(dashboard.funnel),
         "daily_trend": _rows(dashboard.daily_trend),
         "experiments": _rows(dashboard.experiments),
+        "by_source": _rows(dashboard.by_source),
+        "alert_outcomes": asdict(dashboard.alert_outcomes) if dashboard.alert_outcomes else None,
     }
 
 
@@ -93,6 +95,7 @@ def dashboard_tables(dashboard: Dashboard) -> dict[str, Table]:
         ("time_to_decision_median_seconds", dashboard.time_to_decision[0].median_seconds),
         ("time_to_decision_p90_seconds", dashboard.time_to_decision[0].p90_seconds),
     ]
+    alerts = dashboard.alert_outcomes
     specs = [
         ("kpis", "Key figures", ["metric", "value"], [[name, value] for name, value in kpis]),
         (
@@ -100,6 +103,56 @@ def dashboard_tables(dashboard: Dashboard) -> dict[str, Table]:
             "Daily trend",
             ["day", "queries", "recommendations", "clicks", "click_through_rate"],
             [[r.day, r.queries, r.recommendations, r.clicks, r.click_through_rate] for r in dashboard.daily_trend],
+        ),
+        (
+            "by_source",
+            "By source",
+            [
+                "source",
+                "audit_logs",
+                "recommended",
+                "clicked",
+                "first_click_rank1",
+                "recommendation_rate",
+                "click_through_rate",
+                "first_choice_accuracy",
+                "decided",
+                "time_to_decision_median_seconds",
+                "time_to_decision_p90_seconds",
+            ],
+            [
+                [
+                    r.source,
+                    r.audit_logs,
+                    r.recommended,
+                    r.clicked,
+                    r.first_click_rank1,
+                    r.recommendation_rate,
+                    r.click_through_rate,
+                    r.first_choice_accuracy,
+                    r.decided,
+                    r.decision_median_seconds,
+                    r.decision_p90_seconds,
+                ]
+                for r in dashboard.by_source
+            ],
+        ),
+        (
+            "alert_outcomes",
+            "Alerts: from the alert's start to the first click, and from the click to resolved",
+            [
+                "presentations",
+                "recommended",
+                "clicked",
+                "resolved",
+                "start_to_click_count",
+                "start_to_click_median_seconds",
+                "start_to_click_p90_seconds",
+                "click_to_resolved_count",
+                "click_to_resolved_median_seconds",
+                "click_to_resolved_p90_seconds",
+            ],
+            [list(asdict(alerts).values())] if alerts and alerts.presentations else [],
         ),
         (
             "funnel",

@@ -81,7 +81,9 @@ WITH outcomes AS (
 seen AS (
     SELECT e.runbook_id, max(e.event_timestamp) AS last_at
     FROM runbook_interaction_events e
-    WHERE e.event_timestamp >= %(since)s AND e.event_timestamp < %(until)s AND e.event_type <> 'presented'
+    -- an alert resolving is not an engineer touching the runbook its event is filed under
+    WHERE e.event_timestamp >= %(since)s AND e.event_timestamp < %(until)s
+      AND e.event_type NOT IN ('presented', 'alert_resolved')
     GROUP BY e.runbook_id
 )
 SELECT COALESCE(o.runbook_id, s.runbook_id), COALESCE(o.succeeded, 0), COALESCE(o.failed, 0), s.last_at
@@ -91,7 +93,7 @@ FROM outcomes o FULL JOIN seen s ON s.runbook_id = o.runbook_id"""
 
 def feedback_outcome_counts(*, since: dt.datetime, until: dt.datetime) -> list[OutcomeCounts]:
     """Per runbook: finished executions (succeeded, failed) by allowed users, and the last time an
-    engineer clicked, viewed or ran it (any event but ``presented``)."""
+    engineer clicked, viewed or ran it (any event but ``presented`` and ``alert_resolved``)."""
     return [OutcomeCounts(*row) for row in run_read(FEEDBACK_OUTCOME_COUNTS, {"since": since, "until": until})]
 
 

@@ -26,6 +26,8 @@ PAGE = "/admin/analytics/dashboard/"
 TABLES = [
     "kpis",
     "daily_trend",
+    "by_source",
+    "alert_outcomes",
     "funnel",
     "strategy_distribution",
     "time_to_decision",

@@ -6,13 +6,16 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from procrastinate import exceptions as procrastinate_exceptions
 from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from alerts.models import RecommendationState
+from alerts.tasks import recommend_alert
 from runbooks.models import ExecutionStatus, RunbookExecution
+from tests.alerts.alert_rows import alert_row
 from tests.runbooks.factories import RunbookExecutionFactory
 
 SCHEDULED = {
@@ -22,6 +25,7 @@ SCHEDULED = {
     "close_stale_executions",
     "ensure_event_partitions",
     "apply_retention",
+    "retry_stalled_jobs",
 }
 
 
@@ -85,3 +89,42 @@ def test_a_failing_job_is_kept_as_failed_with_the_others_done():
 def test_worker_refuses_a_nonsense_concurrency():
     with pytest.raises(CommandError, match="between 1 and 64"):
         call_command("worker", "--until-idle", "--concurrency", "0")
+
+
+def _stall(task_name: str, *, attempts: int = 0) -> None:
+    """A job its worker took and then died with: `doing`, its worker gone (procrastinate prunes dead workers)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = NULL, attempts = %s WHERE task_name = %s",
+            [attempts, task_name],
+        )
+
+
+@pytest.mark.usefixtures("empty_task_queue")
+def test_a_job_whose_worker_died_is_queued_again_and_runs():
+    stale = RunbookExecutionFactory(started_at=timezone.now() - dt.timedelta(hours=48))
+    app.tasks["scheduled.close_stale_executions"].defer(timestamp=0)
+    _stall("scheduled.close_stale_executions")
+    call_command("worker", "--until-idle")
+    # Nothing picks it up by itself: it stays `doing`, holding its schedule's lock.
+    assert RunbookExecution.objects.get(pk=stale.pk).status == ExecutionStatus.IN_PROGRESS
+
+    app.tasks["scheduled.retry_stalled_jobs"].defer(timestamp=0)
+    call_command("worker", "--until-idle")
+
+    assert RunbookExecution.objects.get(pk=stale.pk).status == ExecutionStatus.ABANDONED
+    assert not ProcrastinateJob.objects.exists()
+
+
+@pytest.mark.usefixtures("empty_task_queue")
+def test_a_job_that_keeps_killing_its_workers_is_failed_and_its_alert_says_so():
+    alert = alert_row(alertname="NodeDiskFull")
+    recommend_alert.defer(alert_id=alert.pk)
+    _stall("alerts.recommend", attempts=4)
+    app.tasks["scheduled.retry_stalled_jobs"].defer(timestamp=0)
+
+    call_command("worker", "--until-idle")
+
+    alert.refresh_from_db()
+    assert alert.recommendation_state == RecommendationState.FAILED
+    assert list(ProcrastinateJob.objects.values_list("task_name", "status")) == [("alerts.recommend", "failed")]

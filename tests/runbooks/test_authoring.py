@@ -204,3 +204,56 @@ def test_text_postgresql_cannot_store_is_a_message_by_the_field_not_a_500(client
         assert response.status_code == 400, front
     assert not Runbook.objects.exists()
     assert client.get(f"{NEW}?saved=²").status_code == 200
+
+
+def test_aliases_and_source_url_are_edited_with_messages_in_words(client, staff_user):
+    client.force_login(staff_user)
+    response = client.post(NEW, _post(aliases="Kube Pod Crash, ok", source_url="ftp://example.com/x"))
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "is not an alert name" in body and "an http(s) URL" in body
+    response = client.post(
+        NEW, _post(aliases="KubePodCrashLooping, kube:pod.crash-1 ,KubePodCrashLooping", source_url="https://r.example/x")
+    )
+    assert response.status_code == 302
+    runbook = Runbook.objects.get(slug="node/diskfull")
+    assert (runbook.aliases, runbook.source_url) == (["KubePodCrashLooping", "kube:pod.crash-1"], "https://r.example/x")
+    page = client.get(reverse("runbooks:edit", args=[runbook.pk])).content.decode()
+    assert 'value="KubePodCrashLooping, kube:pod.crash-1"' in page and 'value="https://r.example/x"' in page
+    # Saving the page as it is keeps them (they are not lost by an edit of something else).
+    client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(
+        slug="", aliases="KubePodCrashLooping, kube:pod.crash-1", source_url="https://r.example/x",
+        description="Changed.", version="1",
+    ))
+    runbook.refresh_from_db()
+    names = ["KubePodCrashLooping", "kube:pod.crash-1"]
+    assert (runbook.description, runbook.aliases, runbook.version) == ("Changed.", names, 2)
+    snapshot = RunbookVersion.objects.get(runbook=runbook, number=1).snapshot
+    assert (snapshot["aliases"], snapshot["source_url"]) == (names, "https://r.example/x")
+
+
+def test_front_matter_in_the_editor_fills_source_url_and_aliases(client, staff_user):
+    client.force_login(staff_user)
+    body = "---\nsource_url: https://r.example/disk\naliases: [HostOutOfDiskSpace, /old/path/]\n---\n## Notes\n\nx"
+    assert client.post(NEW, _post(body_markdown=body)).status_code == 302
+    runbook = Runbook.objects.get(slug="node/diskfull")
+    assert (runbook.source_url, runbook.aliases) == ("https://r.example/disk", ["HostOutOfDiskSpace"])
+    assert runbook.front_matter_extra == {"aliases": ["/old/path/"]}
+
+
+def test_admin_edits_aliases_as_one_line(client, staff_user):
+    runbook = RunbookFactory(slug="t/x", name="X")
+    client.force_login(staff_user)
+    url = reverse("admin:runbooks_runbook_change", args=[runbook.pk])
+    page = client.get(url).content.decode()
+    assert 'name="aliases"' in page and 'name="source_url"' in page
+    form = {
+        "slug": "t/x", "name": "X", "status": "active", "enabled": "on", "aliases": "A1, b.2 ", "source_url": "",
+        "tags": "", "description": "",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    runbook.refresh_from_db()
+    assert runbook.aliases == ["A1", "b.2"]
+    response = client.post(url, {**form, "aliases": "A1, not one"})
+    assert response.status_code == 200 and "is not an alert name" in response.content.decode()

@@ -185,3 +185,54 @@ def test_search_runbooks_json_and_batch(django_capture_on_commit_callbacks, tmp_
 
     with pytest.raises(CommandError):
         call_command("search_runbooks", "   ", stdout=StringIO())
+
+
+def test_import_keeps_source_url_and_aliases_from_jsonl_and_front_matter(tmp_path):
+    """A record's own keys; else its front matter, where Hugo's ``aliases`` (old page paths) are not alert
+    names and stay in the extra front matter. The corpus slug (``group/name``) is kept as written."""
+    jsonl = _write_jsonl(
+        tmp_path / "runbooks.jsonl",
+        [
+            {**UPSTREAM, "source_url": "https://runbooks.example.com/runbooks/node/nodeclockskewdetected",
+             "aliases": ["NodeClockSkew", " NodeClockSkew ", "ClockSkew"]},
+            {**OURS, "slug": "demo/bad-aliases", "aliases": "not, a list of, names"},
+            {**OURS, "slug": "demo/bad-type", "aliases": [1, 2]},
+            {**OURS, "slug": "demo/bad-url", "source_url": "ftp://example.com/x"},
+        ],
+    )
+    markdown = tmp_path / "md" / "kubernetes"
+    markdown.mkdir(parents=True)
+    (markdown / "KubeMemoryOvercommit.md").write_text(
+        "---\ntitle: Kube Memory Overcommit\nsource_url: https://runbooks.example.com/kubememoryovercommit\n"
+        "aliases:\n  - /kubememovercommit/\n  - KubeMemOvercommit\n---\n\n# KubeMemoryOvercommit\n\n## Meaning\n\n"
+        "Cluster has overcommitted memory.\n"
+    )
+    report = runbooks_import(paths=[jsonl, tmp_path / "md"])
+    assert [(outcome.slug, outcome.status) for outcome in report.outcomes][0] == (
+        "node/nodeclockskewdetected", "created"
+    )
+    errors = {outcome.slug: outcome.error for outcome in report.invalid}
+    assert "aliases" in errors["demo/bad-aliases"] and "not an alert name" not in errors["demo/bad-aliases"]
+    assert errors["demo/bad-type"] == "'aliases' must be a list of alert names"
+    assert "source_url" in errors["demo/bad-url"]
+    skew = Runbook.objects.get(slug="node/nodeclockskewdetected")
+    assert skew.source_url == "https://runbooks.example.com/runbooks/node/nodeclockskewdetected"
+    assert skew.aliases == ["NodeClockSkew", "ClockSkew"]
+    memory = Runbook.objects.get(slug="kubernetes/kubememoryovercommit")
+    assert memory.source_url == "https://runbooks.example.com/kubememoryovercommit"
+    assert memory.aliases == ["KubeMemOvercommit"]
+    assert memory.front_matter_extra == {"aliases": ["/kubememovercommit/"]}
+    assert runbooks_import(paths=[jsonl, tmp_path / "md"]).count("unchanged") == 2
+
+
+def test_public_corpus_keeps_source_url_and_hugo_aliases_stay_aside(shared_dir):
+    path = shared_dir / "data" / "runbooks" / "prometheus_operator_runbooks.jsonl"
+    report = runbooks_import(paths=[path])
+    assert report.invalid == []
+    runbook = Runbook.objects.get(slug="alertmanager/alertmanagerclustercrashlooping")
+    assert runbook.source_url == (
+        "https://runbooks.prometheus-operator.dev/runbooks/alertmanager/alertmanagerclustercrashlooping"
+    )
+    overcommit = Runbook.objects.get(slug="kubernetes/kubememoryovercommit")
+    assert overcommit.aliases == [] and overcommit.front_matter_extra["aliases"] == ["/kubememovercommit/"]
+    assert not Runbook.objects.filter(source_url="").exists()

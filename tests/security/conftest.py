@@ -26,6 +26,7 @@ class Owned:
     runbook_id: str
     restricted_id: str
     execution_id: str
+    alert_id: int  # alerts belong to no one: every logged-in user may see and ask about them
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def owner(db, library, recommend_all, offline):  # noqa: F811 - the fixtures imp
     """alice (dba) with one answered chat and one execution of the restricted runbook."""
     from aihelper.chat.services.orchestrator import chat_answer
     from runbooks.executions import execution_start
+    from tests.alerts.alert_rows import alert_row
     from tests.factories import GroupFactory, UserFactory
 
     alice = UserFactory(username="alice", groups=[GroupFactory(name=DBA_GROUP)])
@@ -45,6 +47,7 @@ def owner(db, library, recommend_all, offline):  # noqa: F811 - the fixtures imp
         runbook_id=answer.solutions[0].id,
         restricted_id=str(restricted.pk),
         execution_id=str(execution.pk),
+        alert_id=alert_row(alertname="NodeDiskFull").pk,
     )
 
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 @dataclass(frozen=True)
 class Case:
     method: str
-    path: str  # placeholders: {session_id} {audit_log_id} {runbook_id} {restricted_id} {execution_id}
+    path: str  # placeholders: {session_id} {audit_log_id} {runbook_id} {restricted_id} {execution_id} {alert_id}
     owner_status: int
     body: dict = field(default_factory=dict)
     json: bool = False
@@ -55,6 +55,9 @@ ROUTE_CASES: dict[str, list[Case]] = {
     "runbooks:execution_finish": [
         Case("post", "/runbooks/executions/{execution_id}/finish/", 302, body={"outcome": "succeeded", "confirm": "1"}),
     ],
+    # Alerts are shared: both get their own chat session about the alert (tests/alerts/test_ask.py checks that
+    # mallory's is not alice's); what each is shown is filtered to the runbooks they may see.
+    "alerts:ask": [Case("post", "/alerts/{alert_id}/ask", 302, expected=302)],
 }
 
 # Endpoints that take an id in the body: same rule.
