@@ -143,6 +143,27 @@ def test_own_question_and_cards_in_chat_and_history(live_server, login, evil):  
     _assert_inert(tab, "chat history")
 
 
+def test_alert_text_on_the_alerts_page(live_server, login, evil):  # noqa: F811 - the imported fixtures
+    """What a webhook sender wrote (labels, annotations, group labels, URLs) next to the evil runbook's card."""
+    from tests.alerts.page_rows import page_alert, page_group, rank_runbooks
+
+    group = page_group(labels={"team": XSS}, external_url="javascript:window.__xss='ext'")
+    alert = page_alert(
+        group=group, alertname="Disk<script>window.__xss='name'</script>", labels={"pod": XSS},
+        annotations={"summary": XSS, "description": "**bold** " + XSS}, generator_url="javascript:alert('gen')",
+    )
+    rank_runbooks(alert, (evil, 0.95))
+    UserFactory(username="gina")
+    tab = login("gina")
+    tab.goto(f"{live_server.url}/alerts/")
+    assert "window.__xss='script'" in tab.inner_text("main")  # shown as text
+    assert tab.locator(".runbook-card").count() >= 1
+    for details in tab.locator("details").all():
+        details.click()
+    _hover_everything(tab)
+    _assert_inert(tab, "alerts page")
+
+
 def test_admin_pages(live_server, browser, evil):  # noqa: F811 - the imported fixtures
     from aihelper.chat.models import ChatSession
     from aihelper.chat.services.orchestrator import chat_answer
