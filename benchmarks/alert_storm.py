@@ -11,12 +11,13 @@ its description; half carry the ``runbook_url`` annotation kube-prometheus puts 
 eval queries (alertname + description, no runbook_url), each instance with its own pod label and fingerprint.
 
 Phases, in this order, each posting ``--alerts`` alerts in ``--group-size`` groups spread evenly over
-``--duration`` s, every group sent a second time half a phase later (Alertmanager's repeat: no new row, no
-new job):
+``--duration`` s, every group sent a second time half a phase after its first post (Alertmanager's repeat: no
+new row, no new job):
 
 * baseline: no worker runs (intake alone; its jobs are dropped afterwards) — the same-run baseline;
-* 1 worker / 2 workers: that many ``manage.py worker`` processes (``WORKER_CONCURRENCY`` each) run during the
-  phase and until every alert of the phase is recommended (or ``--drain`` s pass).
+* 1 worker / 2 workers: that many ``manage.py worker`` processes (``WORKER_CONCURRENCY`` each), started and
+  ready (model loaded) before the phase, run during it and until every alert of the phase is recommended (or
+  ``--drain`` s pass).
 
 Per phase: webhook p50/p99 (and the ratio to the baseline's), 5xx, alerts stored (must be all), recommended
 (all, and none twice: each alert's job succeeded once in the workers' logs), receipt → recommendation p50/p95
@@ -152,12 +153,13 @@ def post(port: int, token: str, body: bytes) -> tuple[int, float]:
 
 
 def send_phase(*, port: int, token: str, groups: list[dict], duration: float, result: PhaseResult) -> None:
-    """Each group at its slot, and again half a phase later (a repeat), from a small pool of senders."""
+    """Each group at its slot (the new alerts arrive evenly over ``duration``), and again half a phase later (a
+    repeat: the last repeats come after ``duration``), from a small pool of senders."""
     bodies = [json.dumps(group).encode() for group in groups]
     slot = duration / max(1, len(bodies))
     schedule = sorted(
         [(index * slot, body) for index, body in enumerate(bodies)]
-        + [((index * slot + duration / 2) % duration, body) for index, body in enumerate(bodies)],
+        + [(index * slot + duration / 2, body) for index, body in enumerate(bodies)],
         key=lambda item: item[0],
     )
     start = time.monotonic()
@@ -199,6 +201,12 @@ def workers_running(count: int, log_name: str):
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             ))
     try:
+        # A worker in production runs long before the storm: wait until each has loaded the model.
+        deadline = time.monotonic() + 120
+        while not all("worker ready" in path.read_text(errors="replace") for path in paths):
+            if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
+                raise SystemExit(f"a worker did not get ready; see {paths}")
+            time.sleep(0.2)
         yield paths
     finally:
         for process in processes:

@@ -8,9 +8,18 @@ from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from aihelper.core.task_worker import django_connections_middleware, job_connections_close, worker_connector
+from runbooks.embeddings import EmbeddingError, get_embedder
 
 logger = logging.getLogger("aihelper.worker")
 UNTIL_IDLE_MAX_ROUNDS = 20
+
+
+def warm_up() -> None:
+    try:
+        get_embedder().embed_query("warm up")
+    except EmbeddingError as exc:
+        # Recommendations degrade to keyword search without the model (docs/alerts.md); the worker still runs.
+        logger.warning("embedding model not loaded: %s", exc)
 
 
 def jobs_due(queues: list[str] | None) -> bool:
@@ -48,6 +57,11 @@ class Command(BaseCommand):
         concurrency = settings.WORKER_CONCURRENCY if concurrency is None else concurrency
         if not 1 <= concurrency <= 64:
             raise CommandError("--concurrency must be between 1 and 64.")
+        if not until_idle:
+            # A long-running worker loads the embedding model before it takes jobs: the first alert of a storm
+            # is not the one that waits ~5 s for it.
+            warm_up()
+            logger.info("worker ready")
         registry = app.periodic_registry
         schedules = registry.periodic_tasks
         if until_idle:
