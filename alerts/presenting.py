@@ -273,7 +273,7 @@ def presentation_context(alert: Alert) -> dict:
 def alert_presentation_record(*, user, alert: Alert, view: AlertView, rules: ViewerRules) -> AlertPresentation | None:
     """The audited presentation of ``alert``'s recommendations to ``user``: created once, like a chat answer
     (source ``alert``, the presented runbooks at the reader's ranks 1..n, one ``presented`` event each; clicks
-    on the page's cards are recorded with source ``alert_page``).
+    on the page's cards are recorded with the same source).
 
     Race-safe: two page loads at once both write an audit log, but only one AlertPresentation can exist for
     (alert, user); the loser's insert fails on that unique constraint once the winner commits, its savepoint

@@ -13,7 +13,7 @@ from audit.selectors import audit_logs_for_user, presented_solution
 from audit.services.store import EventInput, interaction_event_record
 from runbooks.models import ExecutionStatus, Runbook, RunbookExecution
 
-_EVENT_SOURCES = ("chat_page", "widget", "search_page", "runbook_list", "alert_page", "direct")
+_EVENT_SOURCES = ("chat_page", "widget", "search_page", "runbook_list", "alert_page", "alert", "direct")
 
 
 class ExecutionError(Exception):

@@ -101,13 +101,13 @@ def test_an_execution_started_from_an_alert_card_remembers_the_alert(client, use
     client.force_login(user)
     response = client.post(
         f"/runbooks/{runbooks[1].pk}/executions/",
-        {"from": str(presentation.audit_log_id), "source": "alert_page"},
+        {"from": str(presentation.audit_log_id), "source": "alert"},
     )
     assert response.status_code == 302, response.content
     execution = RunbookExecution.objects.get(user=user)
-    assert (execution.audit_log_id, execution.source) == (presentation.audit_log_id, "alert_page")
+    assert (execution.audit_log_id, execution.source) == (presentation.audit_log_id, "alert")
     started = RunbookInteractionEvent.objects.get(event_type=EventType.STARTED_EXECUTION)
-    assert (started.audit_log_id, started.rank, started.source) == (presentation.audit_log_id, 2, "alert_page")
+    assert (started.audit_log_id, started.rank, started.source) == (presentation.audit_log_id, 2, "alert")
     assert alert_for_execution(execution) == alert
 
 

@@ -1,6 +1,6 @@
 """The /alerts/ page (docs/alerts-page.md): firing alerts grouped as Alertmanager grouped them, each with the
 runbooks its reader may see; resolved ones below; inert alert text; one audited presentation per (user,
-alert) whose cards' clicks go through the track-choice protocol with source alert_page; a cheap poll."""
+alert) whose cards' clicks go through the track-choice protocol with source alert; a cheap poll."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ def test_firing_alerts_grouped_newest_first_with_their_runbooks(auth_client, use
     logs = {log.ai_action_details["page_context"]["alert_id"]: log for log in AuditLog.objects.all()}
     assert set(logs) == {older.pk, newer.pk}  # the third has no ranking yet (done, but nothing stored)
     log = logs[older.pk]
-    assert (f"/runbooks/{runbook.pk}/?from={log.pk}&amp;source=alert_page", "1. KubePodCrashLooping") in _cards(html)
-    assert (f"/runbooks/{automated.pk}/?from={log.pk}&amp;source=alert_page", "2. PodRestartAutomation") in _cards(html)
+    assert (f"/runbooks/{runbook.pk}/?from={log.pk}&amp;source=alert", "1. KubePodCrashLooping") in _cards(html)
+    assert (f"/runbooks/{automated.pk}/?from={log.pk}&amp;source=alert", "2. PodRestartAutomation") in _cards(html)
     assert f'data-audit-log-id="{log.pk}"' in html
     assert "High (99%)" in html and "Medium (70%)" in html
     assert "Linked by the alert rule</dd>" in html
@@ -169,7 +169,7 @@ def test_a_click_on_an_alert_card_is_tracked_against_its_presentation(auth_clien
     log = AuditLog.objects.get()
     response = auth_client.post(
         "/api/ai-helper/track-choice",
-        {"audit_log_id": str(log.pk), "source": "alert_page",
+        {"audit_log_id": str(log.pk), "source": "alert",
          "choice_data": {"solution_chosen_id": str(second.pk), "solution_chosen_type": "runbook",
                          "user_action": "clicked_link", "solution_chosen_rank": 2}},
         content_type="application/json",
@@ -178,13 +178,13 @@ def test_a_click_on_an_alert_card_is_tracked_against_its_presentation(auth_clien
     assert response.json()["rank"] == 2
     clicked = RunbookInteractionEvent.objects.get(event_type="clicked_link")
     assert (clicked.audit_log_id, clicked.runbook_id, clicked.rank, clicked.source) == (
-        log.pk, second.pk, 2, "alert_page")
+        log.pk, second.pk, 2, "alert")
     click = AuditLog.objects.get().user_modifications["clicks"][0]
-    assert (click["rank"], click["source"]) == (2, "alert_page")
+    assert (click["rank"], click["source"]) == (2, "alert")
     # The runbook page reached from the card records the view against the same presentation.
-    auth_client.get(f"/runbooks/{second.pk}/", {"from": str(log.pk), "source": "alert_page"})
+    auth_client.get(f"/runbooks/{second.pk}/", {"from": str(log.pk), "source": "alert"})
     viewed = RunbookInteractionEvent.objects.get(event_type="viewed_detail")
-    assert (viewed.audit_log_id, viewed.rank, viewed.source) == (log.pk, 2, "alert_page")
+    assert (viewed.audit_log_id, viewed.rank, viewed.source) == (log.pk, 2, "alert")
 
 
 def test_navigation_links_to_the_alerts_page(auth_client):

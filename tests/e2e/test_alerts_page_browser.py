@@ -1,5 +1,5 @@
 """The alerts page in Chromium (docs/alerts-page.md): an alert's recommended runbooks are shown, a click on a
-card is recorded against the alert's presentation with source alert_page, and the page fits a laptop and a
+card is recorded against the alert's presentation with source alert, and the page fits a laptop and a
 phone without sideways scroll or serious accessibility problems. ALERTS_SCREENSHOTS=<folder> saves
 alerts-1366.png and alerts-390.png there (docs/screenshots/)."""
 
@@ -73,7 +73,7 @@ def incident(transactional_db):  # noqa: F811 - the pytest-django fixture
     return {"first": first, "crash": crash, "oom": oom}
 
 
-def test_a_click_on_an_alert_card_is_recorded_with_source_alert_page(live_server, login, incident):
+def test_a_click_on_an_alert_card_is_recorded_with_source_alert(live_server, login, incident):
     page = login("oncall")
     page.get_by_role("link", name="Alerts").click()
     page.wait_for_url("**/alerts/")
@@ -98,14 +98,14 @@ def test_a_click_on_an_alert_card_is_recorded_with_source_alert_page(live_server
     oom = incident["oom"]
     links = page.locator(f"#alert-{alert.pk} .alert-runbooks a.runbook-link")
     links.nth(1).click()
-    page.wait_for_url(f"**/runbooks/{oom.pk}/?from={log.pk}&source=alert_page")
+    page.wait_for_url(f"**/runbooks/{oom.pk}/?from={log.pk}&source=alert")
     clicks = _wait_for(lambda: AuditLog.objects.get(pk=log.pk).user_modifications.get("clicks"))
     assert len(clicks) == 1
-    assert (clicks[0]["solution_chosen_id"], clicks[0]["rank"], clicks[0]["source"]) == (str(oom.pk), 2, "alert_page")
+    assert (clicks[0]["solution_chosen_id"], clicks[0]["rank"], clicks[0]["source"]) == (str(oom.pk), 2, "alert")
     clicked = RunbookInteractionEvent.objects.get(event_type="clicked_link")
-    assert (clicked.audit_log_id, clicked.runbook_id, clicked.rank, clicked.source) == (log.pk, oom.pk, 2, "alert_page")
+    assert (clicked.audit_log_id, clicked.runbook_id, clicked.rank, clicked.source) == (log.pk, oom.pk, 2, "alert")
     viewed = _wait_for(lambda: RunbookInteractionEvent.objects.filter(event_type="viewed_detail").first())
-    assert (viewed.audit_log_id, viewed.rank, viewed.source) == (log.pk, 2, "alert_page")
+    assert (viewed.audit_log_id, viewed.rank, viewed.source) == (log.pk, 2, "alert")
     assert page.console_errors == [], "\n".join(page.console_errors)
 
 
