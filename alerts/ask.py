@@ -119,7 +119,9 @@ def alert_session_for(*, alert: Alert, user) -> ChatSession | None:
 def alert_session_open(*, alert: Alert, user) -> ChatSession:
     """The chat session about ``alert`` for ``user``: the existing one, or a new one seeded with the alert
     and its runbooks. The alert row is locked so a double click opens one session."""
-    Alert.objects.select_for_update().filter(pk=alert.pk).first()
+    # no_key: the alerts page recording this user's presentation at the same moment checks its foreign key
+    # to the alert with FOR KEY SHARE, which a plain FOR UPDATE would block (a deadlock, seen in review).
+    Alert.objects.select_for_update(no_key=True).filter(pk=alert.pk).first()
     session = alert_session_for(alert=alert, user=user)
     if session is not None:
         return session

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from aihelper.chat.answers import runbook_url
+from aihelper.core.redaction import redact
 from alerts.models import Alert, AlertGroup, AlertPresentation, RecommendationEvidence, RecommendationState
 from alerts.selectors import VIEWER_PRESENTATIONS, VISIBLE_RECOMMENDATIONS, alerts_firing, alerts_resolved_since
 from analytics.services.experiments import experiment_assignment_for
@@ -296,7 +297,9 @@ def alert_presentation_record(*, user, alert: Alert, view: AlertView, rules: Vie
             audit_log = audit_log_create(
                 user=user,
                 session=None,
-                query=alert.recommendation_query or alert.alertname,
+                # The alert's words as an engineer's question would be stored: secrets replaced (the gap
+                # report and the chat's conversation search read it).
+                query=redact(alert.recommendation_query or alert.alertname).text,
                 response=f"Recommended for alert {alert.alertname or alert.fingerprint}: {titles}.",
                 details=details,
                 source=EventSource.ALERT,

@@ -5,15 +5,18 @@ every new firing alert, in one transaction that has committed before the webhook
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from alerts.intake import AlertIn, NotificationIn
 from alerts.models import AlertReceiver, AlertStatus
 from alerts.outcomes import alert_resolutions_record
 from alerts.sql import notification_store
 from alerts.tasks import recommend_alert
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,13 @@ def alert_notification_store(
             recommend_alert.batch_defer(*({"alert_id": alert_id} for alert_id in new_firing))
         resolved_now = [row.id for row in rows.alerts if row.resolved_now]
         if resolved_now:
-            # The resolution is an outcome of every presentation of the alert (docs/alerts.md, "Outcomes").
-            alert_resolutions_record(alert_ids=resolved_now)
+            # The resolution is an outcome of every presentation of the alert (docs/alerts.md, "Outcomes"). In
+            # a savepoint: whatever goes wrong there costs those outcome events, never the notification.
+            try:
+                with transaction.atomic():
+                    alert_resolutions_record(alert_ids=resolved_now)
+            except DatabaseError:
+                logger.exception("alert resolutions of notification to group %s not recorded", rows.group_id)
     return StoredNotification(
         group_id=rows.group_id,
         notification_id=rows.notification_id,

@@ -84,9 +84,23 @@ class MessageView:
 
 
 def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
-    """Every message of the session rendered as at answer time (links carry their rank); 1 query."""
+    """Every message of the session rendered as at answer time (links carry their rank), less the cards of
+    runbooks its owner may no longer see (a group lost since: RBAC holds for what was shown before, too);
+    2 queries."""
     views = []
-    for message in ChatMessage.objects.filter(session=session).select_related("audit_log").order_by("created_at", "id"):
+    messages = list(
+        ChatMessage.objects.filter(session=session).select_related("audit_log").order_by("created_at", "id")
+    )
+    shown = {
+        solution.id
+        for message in messages
+        if message.role == MessageRole.ASSISTANT and message.audit_log is not None
+        for solution in audit_log_details(message.audit_log).runbook_solutions
+    }
+    visible = {
+        str(pk) for pk in visible_runbooks(session.user).filter(pk__in=shown).values_list("pk", flat=True)
+    } if shown else set()
+    for message in messages:
         audit_log = message.audit_log
         if message.role != MessageRole.ASSISTANT or audit_log is None:
             redactions = audit_log_details(audit_log).redactions if audit_log is not None else ()
@@ -108,7 +122,9 @@ def chat_messages_display(*, session: ChatSession) -> list[MessageView]:
                 html=html,
                 created_at=message.created_at,
                 audit_log_id=audit_log.pk,
-                solutions=details.solutions,
+                solutions=tuple(
+                    solution for solution in details.solutions if not solution.is_runbook or solution.id in visible
+                ),
                 presentation_strategy=details.presentation_strategy,
                 degraded=audit_log.degraded,
                 provider=audit_log.llm_provider,

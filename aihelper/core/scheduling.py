@@ -14,16 +14,17 @@ from procrastinate.contrib.django import app
 SCHEDULED_QUEUE = "scheduled"
 
 
-def scheduled_task(name: str) -> Callable:
+def scheduled_task(name: str, *, lock: bool = True) -> Callable:
     """Register ``func(timestamp)`` as the job ``scheduled.<name>`` run on ``settings.TASK_SCHEDULES[name]``
-    (no schedule when that cron line is empty)."""
+    (no schedule when that cron line is empty). ``lock=False`` for a job that must run even while an earlier
+    run of it is stuck (the stalled-job sweeper: a lock held by its own dead run would stop it for good)."""
 
     def decorate(func: Callable) -> Callable:
         task = app.task(
             name=f"scheduled.{name}",
             queue=SCHEDULED_QUEUE,
             queueing_lock=f"scheduled.{name}",
-            lock=f"scheduled.{name}",
+            lock=f"scheduled.{name}" if lock else None,
             pass_context=False,
         )(func)
         cron = settings.TASK_SCHEDULES[name]

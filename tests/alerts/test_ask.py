@@ -161,6 +161,26 @@ def test_a_member_of_the_group_sees_the_restricted_runbook_first(client, runbook
     assert f"1. [SecretPostgresFailover](/runbooks/{secret.pk}/)" in answer.content
 
 
+def test_a_member_who_lost_the_group_is_not_shown_the_restricted_card_in_the_chat(client, runbooks):
+    """The alerts page presented the restricted runbook while they were a member; the chat page built from
+    that presentation afterwards must not show its card (RBAC holds for what was shown before, too)."""
+    secret, disk = runbooks["test/secret-postgres-failover"], runbooks["test/node-disk-full"]
+    alert = recommended_alert(runbooks=[secret, disk], confidences=[0.95, 0.5])
+    dba_group = Group.objects.get(name=DBA_GROUP)
+    dba = UserFactory(username="former-dba", groups=[dba_group])
+    client.force_login(dba)
+    assert client.get("/alerts/").status_code == 200  # presented with the restricted runbook first
+    dba.groups.remove(dba_group)
+
+    session_id = session_id_of(ask(client, alert.pk))
+    page = client.get(f"/chat/{session_id}/").content.decode()
+    assert str(disk.pk) in page
+    assert str(secret.pk) not in page and "SecretPostgresFailover" not in page
+    messages = client.get(f"/api/ai-helper/sessions/{session_id}/messages/").json()
+    ids = {solution["id"] for message in messages for solution in message.get("solutions", [])}
+    assert str(disk.pk) in ids and str(secret.pk) not in ids
+
+
 def test_an_alert_recommending_nothing_visible_says_so(auth_client, runbooks):
     alert = recommended_alert(runbooks=[runbooks["test/secret-postgres-failover"]], confidences=[0.95])
     session_id = session_id_of(ask(auth_client, alert.pk))
@@ -185,6 +205,9 @@ def test_secrets_in_the_alert_text_are_replaced_before_they_are_stored(auth_clie
     session_id = session_id_of(ask(auth_client, alert.pk))
     question = ChatMessage.objects.get(session_id=session_id, role=MessageRole.USER)
     assert "hunter2hunter2" not in question.content and "[redacted" in question.content
+    # Nor in the presentation's audit log, whose query the gap report and the conversation search read.
+    log = AlertPresentation.objects.get(alert=alert).audit_log
+    assert "hunter2hunter2" not in log.query and "[redacted" in log.query
 
 
 def test_a_missing_alert_is_404(auth_client, runbooks):

@@ -128,3 +128,16 @@ def test_a_job_that_keeps_killing_its_workers_is_failed_and_its_alert_says_so():
     alert.refresh_from_db()
     assert alert.recommendation_state == RecommendationState.FAILED
     assert list(ProcrastinateJob.objects.values_list("task_name", "status")) == [("alerts.recommend", "failed")]
+
+
+@pytest.mark.usefixtures("empty_task_queue")
+def test_the_sweeper_is_not_stopped_by_its_own_dead_run():
+    sweeper = app.tasks["scheduled.retry_stalled_jobs"]
+    sweeper.defer(timestamp=0)
+    _stall("scheduled.retry_stalled_jobs")  # a worker died while sweeping
+    sweeper.defer(timestamp=1)
+
+    call_command("worker", "--until-idle")
+
+    # The next sweep ran (no lock held by the dead one), queued the dead run again, and that ran too.
+    assert not ProcrastinateJob.objects.exists()
