@@ -8,7 +8,9 @@ the pictures show what a fresh `make run` shows and the developer's own data is 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,9 +54,45 @@ def _shot(page, name: str, width: str, *, full_page: bool = True) -> None:
     page.screenshot(path=str(OUT / f"{name}-{width}.png"), full_page=full_page, animations="disabled")
 
 
+def _storm(client) -> None:
+    """Two Alertmanager groups posted to the real webhook, recommended by a real worker run."""
+    token = io.StringIO()
+    call_command("create_alert_receiver", "alertmanager-prod", stdout=token)
+    headers = {"Authorization": f"Bearer {token.getvalue().split()[-1]}"}
+    now = dt.datetime.now(dt.UTC)
+    for minutes, (name, labels, summary, description) in enumerate(ALERTS):
+        body = {
+            "version": "4", "groupKey": f'{{}}:{{alertname="{name}"}}', "status": "firing", "receiver": "helper",
+            "groupLabels": {"alertname": name}, "commonLabels": labels, "commonAnnotations": {},
+            "externalURL": "http://alertmanager.example:9093", "truncatedAlerts": 0,
+            "alerts": [{
+                "status": "firing", "labels": {"alertname": name, **labels},
+                "annotations": {"summary": summary, "description": description},
+                "startsAt": (now - dt.timedelta(minutes=4 + 9 * minutes)).isoformat().replace("+00:00", "Z"),
+                "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.example:9090/graph",
+            }],
+        }
+        response = client.post("/api/alerts/alertmanager", body, content_type="application/json", headers=headers)
+        assert response.status_code == 200, response.content
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    worker = threading.Thread(target=call_command, args=("worker", "--until-idle"), kwargs={"stdout": io.StringIO()})
+    worker.start()
+    worker.join(timeout=120)
+
+
+ALERTS = [
+    ("KubePodCrashLooping", {"namespace": "shop", "pod": "checkout-5c4d9b7f6-q8w2e", "severity": "critical"},
+     "Pod shop/checkout is crash looping", "Pod shop/checkout-5c4d9b7f6-q8w2e is restarting 3.5 times / 10 minutes."),
+    ("NodeFilesystemSpaceFillingUp", {"instance": "10.0.3.17:9100", "severity": "warning"},
+     "Filesystem is predicted to run out of space within the next 24 hours.",
+     "Filesystem on /dev/nvme0n1p1 at 10.0.3.17:9100 has only 9.3% available space left and is filling up."),
+]
+
+
 @pytest.mark.parametrize("width", list(VIEWPORTS))
-def test_screenshots(live_server, browser, demo, width):  # noqa: F811 - the fixture imported above
+def test_screenshots(live_server, browser, demo, width, client):  # noqa: F811 - the fixture imported above
     base = live_server.url
+    _storm(client)
     context = browser.new_context(viewport=VIEWPORTS[width], color_scheme="light")
     page = context.new_page()
     page.set_default_timeout(30000)
@@ -91,6 +129,16 @@ def test_screenshots(live_server, browser, demo, width):  # noqa: F811 - the fix
     page.goto(f"{base}/runbooks/?q={SEARCH.replace(' ', '+')}")
     page.locator("#results .result").first.wait_for()
     _shot(page, "search", width)
+
+    page.goto(f"{base}/alerts/")
+    page.locator(".runbook-card").first.wait_for()
+    _shot(page, "alerts", width)
+    page.get_by_role("button", name="Ask about this alert").first.click()
+    page.wait_for_url("**/chat/**")
+    page.get_by_label("Your message").fill(FOLLOW_UP)
+    page.get_by_role("button", name="Send").click()
+    page.locator("#chat-messages .msg-assistant:not(.msg-pending)").nth(1).wait_for()
+    _shot(page, "chat-alert", width, full_page=False)
 
     context.clear_cookies()
     _log_in(page, base, "admin", demo["admin"])
