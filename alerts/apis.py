@@ -2,7 +2,7 @@
 
 Not audited: an API client reading the list is not an engineer shown recommendations at a decision, and
 it has no card to click; the alerts page records the one presentation per (user, alert)
-(alerts/presenting.py, docs/alerts-page.md).
+(alerts/presenting.py, docs/alerts.md, "Where engineers see it").
 """
 
 from __future__ import annotations

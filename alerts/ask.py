@@ -1,5 +1,5 @@
 """Ask about this alert: a chat session whose conversation starts from the alert and its runbooks
-(docs/alerts-outcomes.md, "Ask about this alert").
+(docs/alerts.md, "Ask about this alert").
 
 The session is seeded with one exchange, as if the engineer had asked about the alert and been answered:
 

@@ -1,4 +1,4 @@
-"""An alert's resolution as the outcome of its presentations (docs/alerts-outcomes.md, "Outcomes").
+"""An alert's resolution as the outcome of its presentations (docs/alerts.md, "Outcomes").
 
 When an alert resolves, each ``AlertPresentation`` of it gets one ``alert_resolved`` interaction event on
 its audit log, at the resolution time, with the alert's start in the metadata: analytics reads "time from

@@ -1,7 +1,7 @@
 """What one engineer sees of the alerts: the stored ranking filtered to the runbooks they may see and
 re-ranked 1..n, the strategy for those confidences under their experiment variant, and the one audited
 presentation per (user, alert) that makes clicks on the alerts page count like clicks on a chat answer
-(docs/alerts-page.md).
+(docs/alerts.md, "Where engineers see it").
 """
 
 from __future__ import annotations

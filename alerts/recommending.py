@@ -1,4 +1,4 @@
-"""The runbooks recommended for an alert, over the whole catalogue (docs/alerts-recommendations.md).
+"""The runbooks recommended for an alert, over the whole catalogue (docs/alerts.md, "Recommendations").
 
 ``alert_recommend`` runs in the worker (alerts/tasks.py). It searches with the alert's query
 (alerts/queries.py) through the chat's own retrieval (``aihelper.chat.retrieval.runbooks_find``: the same

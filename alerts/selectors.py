@@ -1,5 +1,5 @@
 """Reads for the alerts page and GET /api/alerts/: alerts with their group, and the stored ranking already
-filtered to the runbooks the reader may see (docs/alerts-page.md).
+filtered to the runbooks the reader may see (docs/alerts.md, "Where engineers see it").
 
 Each function returns a QuerySet whose related rows come in a fixed number of queries whatever the number
 of alerts: the group and receiver joined, the visible recommendations (with their runbook and its allowed

@@ -1,4 +1,4 @@
-"""The alerts page (docs/alerts-page.md): one view; the htmx poll gets only the list partial."""
+"""The alerts page (docs/alerts.md, "Where engineers see it"): one view; the htmx poll gets only the list partial."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The /alerts/ page (docs/alerts-page.md): firing alerts grouped as Alertmanager grouped them, each with the
-runbooks its reader may see; resolved ones below; inert alert text; one audited presentation per (user,
-alert) whose cards' clicks go through the track-choice protocol with source alert; a cheap poll."""
+"""The /alerts/ page (docs/alerts.md, "Where engineers see it"): firing alerts grouped as Alertmanager grouped
+them, each with the runbooks its reader may see; resolved ones below; inert alert text; one audited
+presentation per (user, alert) whose cards' clicks go through the track-choice protocol with source alert; a
+cheap poll."""
 
 from __future__ import annotations
 

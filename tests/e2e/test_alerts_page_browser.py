@@ -1,7 +1,7 @@
-"""The alerts page in Chromium (docs/alerts-page.md): an alert's recommended runbooks are shown, a click on a
-card is recorded against the alert's presentation with source alert, and the page fits a laptop and a
-phone without sideways scroll or serious accessibility problems. ALERTS_SCREENSHOTS=<folder> saves
-alerts-1366.png and alerts-390.png there (docs/screenshots/)."""
+"""The alerts page in Chromium (docs/alerts.md, "Where engineers see it"): an alert's recommended runbooks are
+shown, a click on a card is recorded against the alert's presentation with source alert, and the page fits a
+laptop and a phone without sideways scroll or serious accessibility problems. ALERTS_SCREENSHOTS=<folder>
+saves alerts-1366.png and alerts-390.png there (docs/screenshots/)."""
 
 from __future__ import annotations
 
