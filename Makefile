@@ -23,6 +23,7 @@ migrate: install
 seed: migrate
 	DEBUG=1 $(PY) manage.py seed_demo
 	DEBUG=1 HF_HUB_OFFLINE=1 $(PY) manage.py generate_embeddings
+	DEBUG=1 $(PY) manage.py seed_demo_alerts
 
 # `make run PORT=8080 HOST=0.0.0.0` to change where it listens. Ctrl-C (or SIGTERM/SIGHUP to runserver) also
 # stops the embedded PostgreSQL and leaves no stale pid (aihelper/core/embedded_exit.py).

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from alerts.demo import DEMO_ALERTS, demo_notification
 from runbooks.demo import demo_accounts
 from tests.e2e.conftest import browser  # noqa: F401 - the session fixture that launches Chromium
 
@@ -55,38 +56,20 @@ def _shot(page, name: str, width: str, *, full_page: bool = True) -> None:
 
 
 def _storm(client) -> None:
-    """Two Alertmanager groups posted to the real webhook, recommended by a real worker run."""
+    """The demo alerts posted to the real webhook, recommended by a real worker run."""
     token = io.StringIO()
     call_command("create_alert_receiver", "alertmanager-prod", stdout=token)
     headers = {"Authorization": f"Bearer {token.getvalue().split()[-1]}"}
     now = dt.datetime.now(dt.UTC)
-    for minutes, (name, labels, summary, description) in enumerate(ALERTS):
-        body = {
-            "version": "4", "groupKey": f'{{}}:{{alertname="{name}"}}', "status": "firing", "receiver": "helper",
-            "groupLabels": {"alertname": name}, "commonLabels": labels, "commonAnnotations": {},
-            "externalURL": "http://alertmanager.example:9093", "truncatedAlerts": 0,
-            "alerts": [{
-                "status": "firing", "labels": {"alertname": name, **labels},
-                "annotations": {"summary": summary, "description": description},
-                "startsAt": (now - dt.timedelta(minutes=4 + 9 * minutes)).isoformat().replace("+00:00", "Z"),
-                "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.example:9090/graph",
-            }],
-        }
+    for alertname, labels, summary, description, minutes in DEMO_ALERTS:
+        body = demo_notification(alertname=alertname, labels=labels, summary=summary, description=description,
+                                 starts_at=now - dt.timedelta(minutes=minutes))
         response = client.post("/api/alerts/alertmanager", body, content_type="application/json", headers=headers)
         assert response.status_code == 200, response.content
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     worker = threading.Thread(target=call_command, args=("worker", "--until-idle"), kwargs={"stdout": io.StringIO()})
     worker.start()
     worker.join(timeout=120)
-
-
-ALERTS = [
-    ("KubePodCrashLooping", {"namespace": "shop", "pod": "checkout-5c4d9b7f6-q8w2e", "severity": "critical"},
-     "Pod shop/checkout is crash looping", "Pod shop/checkout-5c4d9b7f6-q8w2e is restarting 3.5 times / 10 minutes."),
-    ("NodeFilesystemSpaceFillingUp", {"instance": "10.0.3.17:9100", "severity": "warning"},
-     "Filesystem is predicted to run out of space within the next 24 hours.",
-     "Filesystem on /dev/nvme0n1p1 at 10.0.3.17:9100 has only 9.3% available space left and is filling up."),
-]
 
 
 @pytest.mark.parametrize("width", list(VIEWPORTS))
