@@ -54,19 +54,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "aihelper.core.middleware.RequestIdMiddleware",
     "aihelper.core.metrics.RequestMetricsMiddleware",
+    # Django's middleware from here on is the same classes run in the event loop under ASGI instead of one
+    # thread hop per hook (aihelper/core/loop_middleware.py); under WSGI they are Django's own.
     # Before anything reads a body: refuses one over the limit (413) from its Content-Length alone.
-    "aihelper.core.body_limits.BodyLimitMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "aihelper.core.loop_middleware.BodyLimitMiddleware",
+    "aihelper.core.loop_middleware.SecurityMiddleware",
     # WhiteNoise, able to pass async requests on without a thread (aihelper/core/async_http.py).
     "aihelper.core.async_http.WhiteNoiseMiddleware",
     # Django's, with a session save that fails in a database outage answered as the documented 503.
-    "aihelper.core.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "aihelper.core.loop_middleware.SessionMiddleware",
+    "aihelper.core.loop_middleware.CommonMiddleware",
+    "aihelper.core.loop_middleware.CsrfViewMiddleware",
+    "aihelper.core.loop_middleware.AuthenticationMiddleware",
+    "aihelper.core.loop_middleware.MessageMiddleware",
+    "aihelper.core.loop_middleware.XFrameOptionsMiddleware",
+    "aihelper.core.loop_middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "aihelper.core.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: turns a locked-out login into a 429 page.
