@@ -27,9 +27,12 @@ errorlog = "-"
 preload_app = False
 
 # Django's guidance under ASGI: no persistent connections (a request's sync code runs on a thread of its
-# own, whose kept connection nobody would reuse). Peak connections per instance = requests in a database
-# step at once; the chat releases its connection before waiting for the LLM.
+# own, whose kept connection nobody would reuse), but its psycopg pool: each worker keeps up to
+# DB_POOL_MAX_SIZE connections warm and a request borrows one while it needs it (the chat hands its back
+# before waiting for the LLM). 4 workers x 10 leaves room under the embedded server's 100 connections for
+# the task worker and management commands (docs/operations.md).
 os.environ["DB_CONN_MAX_AGE"] = "0"
+os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
 # Prometheus metrics of every worker, added up by /metrics (aihelper/core/metrics.py).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / ".data" / "prometheus"))
 

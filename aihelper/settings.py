@@ -106,6 +106,15 @@ DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
 # 0 under ASGI (gunicorn.conf.py sets it): each request's sync code runs in a thread of its own there, and a
 # connection kept by a finished thread would never be reused (Django's guidance for async).
 DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+# psycopg's connection pool, one per process, when DB_POOL_MAX_SIZE > 0 (gunicorn.conf.py turns it on for
+# `make serve`): a request takes a warm connection and hands it back when it ends, instead of opening one per
+# request (a new PostgreSQL backend each time, ~6 ms here). A request that finds all DB_POOL_MAX_SIZE in use
+# waits up to DB_POOL_TIMEOUT s, then gets the documented 503. Pooled connections are never kept by a request
+# (CONN_MAX_AGE 0), as Django requires. Budget: workers x DB_POOL_MAX_SIZE + the task workers' connections
+# below PostgreSQL's max_connections (docs/operations.md).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0)
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 5.0, minimum=0.1, maximum=120.0)
 
 
 def _database(url: str, *, alias: str) -> dict:
@@ -132,6 +141,14 @@ def _database(url: str, *, alias: str) -> dict:
             ],
         }
     config.setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT
+    if DB_POOL_MAX_SIZE:
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"]["pool"] = {
+            "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+            "name": "aihelper",
+        }
     # Separate names let several test runs share one server without clobbering each other.
     config["TEST"] = {"NAME": env_str("TEST_DB_NAME", f"test_{config['NAME']}")}
     return config

@@ -106,3 +106,35 @@ def test_a_session_from_one_instance_works_on_the_other(two_instances, settings)
         assert exc.code == 400, exc.read()
     page = opener.open(f"http://127.0.0.1:{port_b}/runbooks/", timeout=10)
     assert page.status == 200 and page.url.endswith("/runbooks/")
+
+
+def _backends() -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_an_instance_serves_its_requests_from_a_pool_of_kept_connections(two_instances):
+    """`make serve` (gunicorn.conf.py) pools connections: requests borrow warm PostgreSQL backends instead of
+    starting one each (docs/operations.md)."""
+    port = two_instances[0]
+
+    def readyz() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as response:
+            return json.loads(response.read())
+
+    database = readyz()["checks"]["database"]
+    assert database["ok"] and database["pool"]["max"] == 10 and database["pool"]["size"] >= 1
+    deadline = time.monotonic() + 15
+    while readyz()["checks"]["database"]["pool"]["size"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the pool opens its minimum (2) in the background
+    before = _backends()
+    for _ in range(30):
+        assert readyz()["checks"]["database"]["ok"]
+    after = _backends()
+    assert before, "the pool keeps its connections open between requests"
+    assert before == after, "30 requests that each queried the database were served by the same backends"
+    assert len(after) <= 2 * 10

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -31,7 +31,17 @@ def _check_database() -> dict:
         return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}", **_embedded_server()}
     if version is None:
         return {"ok": False, "error": "pgvector extension is not installed (run migrate)"}
-    return {"ok": True, "pgvector": version, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": True, "pgvector": version, "ms": round((time.perf_counter() - started) * 1000, 1), **_pool()}
+
+
+def _pool() -> dict:
+    """This process's connection pool (DB_POOL_MAX_SIZE > 0): how full it is and how many requests wait."""
+    pool = connection.pool
+    if pool is None:
+        return {}
+    stats = pool.get_stats()
+    return {"pool": {"size": stats.get("pool_size", 0), "available": stats.get("pool_available", 0),
+                     "max": stats.get("pool_max", 0), "waiting": stats.get("requests_waiting", 0)}}
 
 
 def _embedded_server() -> dict:

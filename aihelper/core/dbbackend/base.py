@@ -4,6 +4,10 @@ Starting lazily keeps commands that never touch the database (``check``, ``help`
 and makes every process that does connect attach to the shared server itself. When a connection to
 the embedded server fails, the process restarts it if it died (``restart_if_down``); an external
 ``DATABASE_URL`` server is never touched.
+
+With psycopg's pool (``DB_POOL_MAX_SIZE`` > 0, as ``make serve`` sets: settings.py, docs/operations.md) the
+pool opens connections itself, in its own threads; they go through ``EmbeddedServerConnection.connect`` below,
+so a pooled connection starts, attaches to and restarts the embedded server exactly like an unpooled one.
 """
 
 from pathlib import Path
@@ -13,22 +17,45 @@ from django.db.backends.postgresql import base
 from aihelper.core.embedded_db import EmbeddedDatabaseError, ensure_server, restart_if_down
 
 
+def _embedded_connect(settings_dict: dict, connect):
+    """``connect(host=..., user=...)`` to the embedded server of ``settings_dict``, started first if need be."""
+    pgdata = Path(settings_dict["EMBEDDED_PGDATA"])
+    try:
+        server = ensure_server(
+            pgdata, dbname=settings_dict["EMBEDDED_DBNAME"], cleanup_mode=settings_dict.get("EMBEDDED_CLEANUP", "stop")
+        )
+    except EmbeddedDatabaseError as exc:
+        # A driver error, so Django raises its OperationalError: the documented 503, not a 500 page.
+        raise base.Database.OperationalError(str(exc)) from exc
+    try:
+        return connect(host=str(server.socket_dir), user="postgres")
+    except base.Database.OperationalError as exc:
+        restart_if_down(pgdata, reason=str(exc))
+        raise
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    @property
+    def pool(self):
+        if self.alias not in self._connection_pools and self.settings_dict.get("EMBEDDED_PGDATA"):
+            options = self.settings_dict["OPTIONS"].get("pool")
+            if options:
+                settings_dict = self.settings_dict
+
+                class EmbeddedServerConnection(base.Database.Connection):
+                    @classmethod
+                    def connect(cls, conninfo: str = "", **kwargs):
+                        parent = super().connect
+                        return _embedded_connect(
+                            settings_dict, lambda **server: parent(conninfo, **{**kwargs, **server})
+                        )
+
+                options = {} if options is True else options
+                self.settings_dict["OPTIONS"]["pool"] = {**options, "connection_class": EmbeddedServerConnection}
+        return super().pool
+
     def get_new_connection(self, conn_params):
-        pgdata = self.settings_dict.get("EMBEDDED_PGDATA")
-        if not pgdata:
+        if not self.settings_dict.get("EMBEDDED_PGDATA") or self.pool:
             return super().get_new_connection(conn_params)
-        try:
-            server = ensure_server(
-                Path(pgdata),
-                dbname=self.settings_dict["EMBEDDED_DBNAME"],
-                cleanup_mode=self.settings_dict.get("EMBEDDED_CLEANUP", "stop"),
-            )
-        except EmbeddedDatabaseError as exc:
-            # A driver error, so Django raises its OperationalError: the documented 503, not a 500 page.
-            raise self.Database.OperationalError(str(exc)) from exc
-        try:
-            return super().get_new_connection({**conn_params, "host": str(server.socket_dir), "user": "postgres"})
-        except self.Database.OperationalError as exc:
-            restart_if_down(Path(pgdata), reason=str(exc))
-            raise
+        connect = super().get_new_connection
+        return _embedded_connect(self.settings_dict, lambda **server: connect({**conn_params, **server}))
