@@ -45,12 +45,31 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
+    import gc
     import sys
 
-    # The event loop hands each request's synchronous steps to a thread and back (Django's sync middleware,
-    # the ORM): every hand-over waits for the GIL, which a busy thread gives up only every switch interval
-    # (5 ms by default). 1 ms keeps /healthz and clicks quick beside answers being retrieved or written.
+    # The event loop hands each request's synchronous steps to a thread and back (the ORM, the model): every
+    # hand-over waits for the GIL, which a busy thread gives up only every switch interval (5 ms by default).
+    # 1 ms keeps /healthz and clicks quick beside answers being retrieved or written.
     sys.setswitchinterval(float(os.environ.get("GIL_SWITCH_INTERVAL", "0.001")))
+
+    # Everything a worker keeps for its lifetime is loaded now, before the first request: the embedding model
+    # (else the first engineer's question waits seconds for it) and every view (the URL patterns).
+    from django.urls import get_resolver
+
+    from runbooks.embeddings import EmbeddingError, get_embedder
+
+    get_resolver().url_patterns  # noqa: B018 - imports every view
+    if os.environ.get("GUNICORN_LOAD_MODEL", "1") == "1":
+        try:
+            get_embedder().embed_query("warm-up")
+        except EmbeddingError as exc:  # the worker still serves: search falls back to keywords, /readyz says why
+            worker.log.warning("embedding model not loaded at start: %s", exc)
+    # ...and then frozen out of the garbage collector. A worker holds ~630,000 objects from Django, torch and
+    # the model; each full collection walked all of them, stopping every thread of the worker for 350-450 ms
+    # (the /healthz and click p99 under load, docs/benchmarks.md). Frozen objects are never scanned; what
+    # requests create is collected as before.
+    gc.freeze()
 
 
 def child_exit(server, worker):
