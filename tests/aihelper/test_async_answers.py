@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.test import AsyncClient
 
 from aihelper.chat.models import ChatMessage
@@ -177,3 +177,22 @@ def test_a_disconnect_seen_by_djangos_asgi_handler_cuts_the_answer_short(user, l
     while slow_model.disconnects == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slow_model.disconnects == 1 and slow_model.completed == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_hands_its_database_connection_back_before_waiting_its_turn(user, library, settings):
+    """With the pool (make serve) a connection held by a waiting answer would be missing for a click or a page."""
+    from django.db import connection
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # as under the ASGI server
+    connection.settings_dict["CONN_MAX_AGE"] = 0
+
+    async def scenario():
+        # Authentication and the session are read first, on the request's thread (here: this one).
+        await sync_to_async(lambda: list(type(user).objects.filter(pk=user.pk)))()
+        events = await achat_answer_stream(user=user, message="node disk is full")
+        held = await sync_to_async(lambda: connection.connection is not None)()
+        await events.aclose()
+        return held
+
+    assert async_to_sync(scenario)() is False

@@ -124,3 +124,58 @@ def test_readyz_shows_the_cap_and_the_queue(client, settings):
     llm = client.get("/readyz").json()["llm"]
     assert llm["cap"] == 7 and llm["in_flight"] == 0 and llm["waiting"] == 0
     assert llm["scope"] == "per worker process"
+
+
+def test_a_reservation_given_up_before_the_llm_hands_its_slot_back(settings):
+    """The slot is asked for while the runbooks are retrieved; a question that fails there frees it."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 1, 5, 0.5
+    gate = LLMGate()
+
+    async def scenario():
+        reservation = gate.reserve(user_key="a")
+        await asyncio.sleep(0.05)
+        taken = gate.status().in_flight
+        await reservation.cancel()
+        async with gate.slot(user_key="b"):  # free again at once
+            return taken, gate.status().in_flight
+
+    taken, in_flight = async_to_sync(scenario)()
+    assert taken == 1 and in_flight == 1
+    assert gate.status().in_flight == 0
+
+
+def test_a_reservation_waiting_in_the_queue_can_be_given_up(settings):
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 1, 5, 5.0
+    gate = LLMGate()
+
+    async def scenario():
+        async with gate.slot(user_key="a"):
+            reservation = gate.reserve(user_key="b")
+            await asyncio.sleep(0.1)
+            waiting = gate.status().waiting
+            started = time.perf_counter()
+            await reservation.cancel()
+            return waiting, time.perf_counter() - started
+
+    waiting, seconds = async_to_sync(scenario)()
+    assert waiting == 1 and seconds < 0.5, "given up at once, not after the 5 s queue wait"
+    assert gate.status().in_flight == 0 and gate.status().waiting == 0
+
+
+def test_the_queue_wait_runs_while_the_answer_is_prepared(settings):
+    """Entering a reservation made earlier waits only for what is left of the queue wait."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 1, 5, 0.4
+    gate = LLMGate()
+
+    async def scenario():
+        async with gate.slot(user_key="a"):
+            reservation = gate.reserve(user_key="b")
+            await asyncio.sleep(0.4)  # the retrieval takes as long as the queue wait
+            started = time.perf_counter()
+            with pytest.raises(LLMBusy):
+                async with reservation:
+                    pass
+            return time.perf_counter() - started
+
+    assert async_to_sync(scenario)() < 0.2
+    assert gate.status().in_flight == 0 and gate.status().waiting == 0

@@ -138,9 +138,7 @@ class LLMGate:
             kind=refused,
         )
 
-    @asynccontextmanager
-    async def slot(self, *, user_key):
-        """Hold one LLM slot for the body of the ``async with``; raises ``LLMBusy`` when none is free."""
+    async def _acquire_logged(self, user_key) -> None:
         try:
             await self._acquire(user_key)
         except LLMBusy as exc:
@@ -152,10 +150,55 @@ class LLMGate:
                        "cap": status.cap, "per_user_cap": status.per_user_cap},
             )
             raise
+
+    @asynccontextmanager
+    async def slot(self, *, user_key):
+        """Hold one LLM slot for the body of the ``async with``; raises ``LLMBusy`` when none is free."""
+        await self._acquire_logged(user_key)
         try:
             yield
         finally:
             self._release(user_key)
+
+    def reserve(self, *, user_key) -> Reservation:
+        """Start asking for a slot now (a task), while the caller does other work (the retrieval); enter the
+        returned reservation where the slot is needed. Whoever reserves must enter or ``cancel`` it."""
+        return Reservation(self, user_key)
+
+
+class Reservation:
+    """A slot being asked for in the background: ``async with`` waits for the answer (or raises ``LLMBusy``)
+    and holds the slot for its body; ``cancel`` gives it up unused (the question failed before the LLM)."""
+
+    def __init__(self, gate: LLMGate, user_key) -> None:
+        self._gate = gate
+        self._user_key = user_key
+        self._task = asyncio.ensure_future(gate._acquire_logged(user_key))
+
+    @property
+    def busy(self) -> bool:
+        """Already known: no slot (the caller will give the busy answer)."""
+        return self._task.done() and not self._task.cancelled() and isinstance(self._task.exception(), LLMBusy)
+
+    async def __aenter__(self) -> Reservation:
+        try:
+            await asyncio.shield(self._task)  # raises LLMBusy when no slot came in time
+        except asyncio.CancelledError:
+            await self.cancel()  # the reader left while waiting: a slot taken meanwhile goes back
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._gate._release(self._user_key)
+
+    async def cancel(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, LLMBusy):
+            return
+        self._gate._release(self._user_key)  # the slot had been taken: hand it back
 
 
 llm_gate = LLMGate()

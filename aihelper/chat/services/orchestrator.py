@@ -34,7 +34,7 @@ from aihelper.chat.presenting import presented_solutions, runbook_contexts
 from aihelper.chat.prompts import Prompt, prompt_build
 from aihelper.chat.selectors import chat_history, chat_session_get, conversation_past_turns
 from aihelper.chat.services.llm_gate import LLMBusy, llm_gate
-from aihelper.chat.services.sync_steps import db_connections_release, run_to_end, sync_step
+from aihelper.chat.services.sync_steps import BUSY, FINISHING, STARTING, db_connections_release, run_to_end, sync_step
 from aihelper.core import metrics
 from aihelper.core.redaction import redact, redact_json
 from analytics.services.experiments import experiment_assignment_for
@@ -130,6 +130,10 @@ def _question(*, user, message: str, session_id, page_context: dict | None) -> _
     # The edge: nothing after this line sees the secrets an engineer pasted (docs/security.md).
     redacted = redact(message.strip())
     context, context_kinds = redact_json(page_context or {})
+    # The connection this request used so far (its authentication, the session) goes back before the answer
+    # waits for its turn at the synchronous steps, which can take seconds under load: with the pool, waiting
+    # answers holding connections would leave none for a click or a page.
+    db_connections_release()
     return _Question(session=session, message=redacted.text, redactions=redacted.kinds + context_kinds,
                      page_context=context)
 
@@ -237,13 +241,23 @@ async def _answer_events(
     provider: LLMProvider,
     search_config: SearchConfig | None,
 ) -> AsyncIterator[AnswerDelta | AnswerReset | ChatAnswer]:
-    prepared = await sync_step(_prepare, user=user, question=question, search_config=search_config)
+    # The LLM slot is asked for while the runbooks are retrieved: when none is free, the short wait in the
+    # queue (LLM_QUEUE_WAIT_SECONDS) overlaps the retrieval instead of adding to the busy answer's time.
+    reservation = llm_gate.reserve(user_key=user.pk)
+    try:
+        prepared = await sync_step(
+            _prepare, priority=lambda: BUSY if reservation.busy else STARTING, user=user, question=question,
+            search_config=search_config,
+        )
+    except BaseException:
+        await asyncio.shield(reservation.cancel())
+        raise
     started = time.perf_counter()
     reply: LLMReply | None = None
     streamed: list[str] = []
     error, reason = "", ""
     try:
-        async with llm_gate.slot(user_key=user.pk):
+        async with reservation:
             async for chunk in _provider_chunks(provider, prepared.prompt):
                 if isinstance(chunk, LLMReply):
                     reply = chunk
@@ -263,8 +277,8 @@ async def _answer_events(
             time.perf_counter() - started
         )
         await asyncio.shield(sync_step(
-            _record_cut_short, user=user, question=question, prepared=prepared, source=source, provider=provider,
-            partial="".join(streamed), llm_ms=_ms(started),
+            _record_cut_short, priority=lambda: FINISHING, user=user, question=question, prepared=prepared,
+            source=source, provider=provider, partial="".join(streamed), llm_ms=_ms(started),
         ))
         raise
     except Exception as exc:  # noqa: BLE001 - an LLM failure must never become a 500
@@ -283,7 +297,7 @@ async def _answer_events(
     result = _LLMResult(reply=reply, error=error, degraded_reason=reason)
     yield await sync_step(
         _record, user=user, question=question, prepared=prepared, source=source, provider=provider, result=result,
-        llm_ms=_ms(started),
+        llm_ms=_ms(started), priority=lambda: FINISHING,
     )
 
 
