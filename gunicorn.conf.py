@@ -27,12 +27,9 @@ errorlog = "-"
 preload_app = False
 
 # Django's guidance under ASGI: no persistent connections (a request's sync code runs on a thread of its
-# own, whose kept connection nobody would reuse), but its psycopg pool: each worker keeps up to
-# DB_POOL_MAX_SIZE connections warm and a request borrows one while it needs it (the chat hands its back
-# before waiting for the LLM). 4 workers x 10 leaves room under the embedded server's 100 connections for
-# the task worker and management commands (docs/operations.md).
+# own, whose kept connection nobody would reuse). DB_POOL_MAX_SIZE=10 (opt-in) gives each worker psycopg's
+# pool instead of a new connection per request (docs/operations.md: faster, but slower through an outage).
 os.environ["DB_CONN_MAX_AGE"] = "0"
-os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
 # Prometheus metrics of every worker, added up by /metrics (aihelper/core/metrics.py).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / ".data" / "prometheus"))
 
@@ -68,7 +65,13 @@ def post_worker_init(worker):
     # ...and then frozen out of the garbage collector. A worker holds ~630,000 objects from Django, torch and
     # the model; each full collection walked all of them, stopping every thread of the worker for 350-450 ms
     # (the /healthz and click p99 under load, docs/benchmarks.md). Frozen objects are never scanned; what
-    # requests create is collected as before.
+    # requests create is collected as before. The collection first frees the start-up's own garbage.
+    from django.db import connections
+
+    for connection in connections.all():
+        if connection.pool is not None:
+            connection.pool.open(wait=False)  # its minimum of connections, opened in the background
+    gc.collect()
     gc.freeze()
 
 

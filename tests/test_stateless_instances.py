@@ -36,6 +36,7 @@ def _start(port: int) -> subprocess.Popen:
         "GUNICORN_WORKERS": "1",
         "STATIC_MANIFEST": "0",
         "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX_SIZE": "10",  # the opt-in pool: sessions work across pooled instances too
     }
     return subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.asgi:application"],
@@ -118,8 +119,8 @@ def _backends() -> set[int]:
 
 
 def test_an_instance_serves_its_requests_from_a_pool_of_kept_connections(two_instances):
-    """`make serve` (gunicorn.conf.py) pools connections: requests borrow warm PostgreSQL backends instead of
-    starting one each (docs/operations.md)."""
+    """With DB_POOL_MAX_SIZE set, requests borrow warm PostgreSQL backends instead of starting one each
+    (docs/operations.md)."""
     port = two_instances[0]
 
     def readyz() -> dict:

@@ -23,8 +23,12 @@ from csp import middleware as csp
 from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
+from django.core import checks
 from django.middleware import clickjacking, common, csrf, security
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
 from django.utils.deprecation import MiddlewareMixin
+from django.views import csrf as csrf_views
 
 from aihelper.core import body_limits
 from aihelper.core import middleware as ours
@@ -45,7 +49,8 @@ class LoopHooks:
 
     def __init__(self, get_response) -> None:
         super().__init__(get_response)
-        if self.async_mode and self.runs_in_loop() and hasattr(self, "process_view"):
+        self.in_loop = self.runs_in_loop()  # decided once, like the middleware chain itself
+        if self.async_mode and self.in_loop and hasattr(self, "process_view"):
             self.process_view = _in_loop(self.process_view)
 
     def runs_in_loop(self) -> bool:
@@ -57,7 +62,7 @@ class LoopHooks:
         return False
 
     async def __acall__(self, request):
-        if not self.runs_in_loop():
+        if not self.in_loop:
             return await MiddlewareMixin.__acall__(self, request)
         response = None
         if hasattr(self, "process_request"):
@@ -80,11 +85,18 @@ class CommonMiddleware(LoopHooks, common.CommonMiddleware):
 
 
 class CsrfViewMiddleware(LoopHooks, csrf.CsrfViewMiddleware):
-    """With the secret in a cookie (Django's default) and Django's failure view (which renders without the
-    request), no hook reaches the database."""
+    """With the secret in a cookie (Django's default) and Django's failure view rendering its built-in page, no
+    hook reaches the database. A project ``403_csrf.html`` would be rendered with the request (its context
+    processors load the user), and a custom failure view may do anything: then the hooks cross to a thread."""
 
     def runs_in_loop(self) -> bool:
-        return not settings.CSRF_USE_SESSIONS and settings.CSRF_FAILURE_VIEW == "django.views.csrf.csrf_failure"
+        if settings.CSRF_USE_SESSIONS or settings.CSRF_FAILURE_VIEW != "django.views.csrf.csrf_failure":
+            return False
+        try:
+            get_template(csrf_views.CSRF_FAILURE_TEMPLATE_NAME)
+        except TemplateDoesNotExist:
+            return True
+        return False
 
 
 class AuthenticationMiddleware(LoopHooks, auth.AuthenticationMiddleware):
@@ -115,3 +127,27 @@ class SessionMiddleware(LoopHooks, ours.SessionMiddleware):
 
 class BodyLimitMiddleware(LoopHooks, body_limits.BodyLimitMiddleware):
     """Under ASGI the body it may read is already in memory (``BodyLimitASGI`` stops at the limit)."""
+
+
+# Django's deploy checks security.W001-W003 look for Django's own dotted paths in MIDDLEWARE, not for
+# subclasses; settings.SILENCED_SYSTEM_CHECKS silences those three and this check (registered by
+# aihelper.ops, deploy only) stands in for them.
+_REQUIRED = {
+    "security.W001": ("django.middleware.security.SecurityMiddleware", SecurityMiddleware),
+    "security.W002": ("django.middleware.clickjacking.XFrameOptionsMiddleware", XFrameOptionsMiddleware),
+    "security.W003": ("django.middleware.csrf.CsrfViewMiddleware", CsrfViewMiddleware),
+}
+
+
+def security_middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    installed = set(settings.MIDDLEWARE)
+    found = []
+    for check_id, (django_path, subclass) in _REQUIRED.items():
+        our_path = f"{subclass.__module__}.{subclass.__qualname__}"
+        if django_path not in installed and our_path not in installed:
+            found.append(checks.Warning(
+                f"Neither {django_path} nor {our_path} is in MIDDLEWARE (Django's {check_id}, which "
+                "SILENCED_SYSTEM_CHECKS silences because it does not recognise the event-loop subclass).",
+                id=f"ops.{check_id.replace('security.', '')}",
+            ))
+    return found

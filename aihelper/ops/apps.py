@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
 
 from aihelper.core.embedded_exit import runserver_exit_install
 
@@ -16,6 +17,9 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
+        from aihelper.core.loop_middleware import security_middleware_check  # imports Django's auth middleware
+
+        checks.register(security_middleware_check, checks.Tags.security, deploy=True)
         # `manage.py runserver` stops the embedded PostgreSQL when it stops, however it is stopped
         # (aihelper/core/embedded_exit.py). Other processes are left alone.
         database = settings.DATABASES["default"]

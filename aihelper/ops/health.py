@@ -10,6 +10,7 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from psycopg_pool import PoolTimeout
 
 from aihelper.chat.services.llm_gate import llm_gate
 from aihelper.core.embedded_state import server_state
@@ -28,7 +29,13 @@ def _check_database() -> dict:
     try:
         version = pgvector_version()
     except DatabaseError as exc:
-        return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}", **_embedded_server()}
+        pool = connection.pool
+        if isinstance(exc.__cause__, PoolTimeout) and not getattr(pool.connection_class, "unreachable", True):
+            # Every pooled connection is lent out: the database is there, this worker is saturated. Still ready
+            # (taking it out of the load balancer would only move its load); the pool says how full it is.
+            return {"ok": True, "saturated": "no free database connection within DB_POOL_TIMEOUT", **_pool()}
+        return {"ok": False, "error": f"database unavailable: {exc.__class__.__name__}", **_embedded_server(),
+                **_pool()}
     if version is None:
         return {"ok": False, "error": "pgvector extension is not installed (run migrate)"}
     return {"ok": True, "pgvector": version, "ms": round((time.perf_counter() - started) * 1000, 1), **_pool()}

@@ -180,12 +180,11 @@ def test_a_disconnect_seen_by_djangos_asgi_handler_cuts_the_answer_short(user, l
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_answer_hands_its_database_connection_back_before_waiting_its_turn(user, library, settings):
+def test_an_answer_hands_its_database_connection_back_before_waiting_its_turn(user, library, monkeypatch):
     """With the pool (make serve) a connection held by a waiting answer would be missing for a click or a page."""
     from django.db import connection
 
-    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0  # as under the ASGI server
-    connection.settings_dict["CONN_MAX_AGE"] = 0
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)  # as under the ASGI server
 
     async def scenario():
         # Authentication and the session are read first, on the request's thread (here: this one).

@@ -80,7 +80,23 @@ def thread_hops(monkeypatch):
     return hops
 
 
-def test_healthz_is_answered_in_the_event_loop_without_any_thread(thread_hops):
+@pytest.fixture
+def asgi_request_start():
+    """As aihelper.asgi leaves it: Django's test clients reconnect the request-start receivers after each
+    request, so a test that follows one must not rely on the disconnect done at import."""
+    from django.core.signals import request_started
+    from django.db import close_old_connections, reset_queries
+
+    import aihelper.asgi  # noqa: F401 - disconnects them
+
+    request_started.disconnect(close_old_connections)
+    request_started.disconnect(reset_queries)
+    yield
+    request_started.connect(close_old_connections)
+    request_started.connect(reset_queries)
+
+
+def test_healthz_is_answered_in_the_event_loop_without_any_thread(asgi_request_start, thread_hops):
     status, headers, content = _asgi("GET", "/healthz")
     assert status == 200 and content == b'{"status": "ok"}'
     # Every middleware still ran: its headers are on the answer.
@@ -156,3 +172,13 @@ def test_with_the_csrf_secret_in_the_session_its_hooks_stay_on_threads(settings)
     assert loop_middleware.CsrfViewMiddleware(view).runs_in_loop() is False
     settings.CSRF_USE_SESSIONS = False
     assert loop_middleware.CsrfViewMiddleware(view).runs_in_loop() is True
+
+
+def test_the_deploy_check_still_wants_security_clickjacking_and_csrf_middleware(settings):
+    from aihelper.core.loop_middleware import security_middleware_check
+
+    assert security_middleware_check() == []
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if not path.endswith(".CsrfViewMiddleware")]
+    assert [message.id for message in security_middleware_check()] == ["ops.W003"]
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.csrf.CsrfViewMiddleware"]
+    assert security_middleware_check() == []

@@ -176,6 +176,11 @@ class Reservation:
         self._task = asyncio.ensure_future(gate._acquire_logged(user_key))
 
     @property
+    def granted(self) -> bool:
+        """A slot is already held for this answer (the LLM capacity waits for its retrieval)."""
+        return self._task.done() and not self._task.cancelled() and self._task.exception() is None
+
+    @property
     def busy(self) -> bool:
         """Already known: no slot (the caller will give the busy answer)."""
         return self._task.done() and not self._task.cancelled() and isinstance(self._task.exception(), LLMBusy)

@@ -34,7 +34,15 @@ from aihelper.chat.presenting import presented_solutions, runbook_contexts
 from aihelper.chat.prompts import Prompt, prompt_build
 from aihelper.chat.selectors import chat_history, chat_session_get, conversation_past_turns
 from aihelper.chat.services.llm_gate import LLMBusy, llm_gate
-from aihelper.chat.services.sync_steps import BUSY, FINISHING, STARTING, db_connections_release, run_to_end, sync_step
+from aihelper.chat.services.sync_steps import (
+    BUSY,
+    FINISHING,
+    HOLDING,
+    STARTING,
+    db_connections_release,
+    run_to_end,
+    sync_step,
+)
 from aihelper.core import metrics
 from aihelper.core.redaction import redact, redact_json
 from analytics.services.experiments import experiment_assignment_for
@@ -246,8 +254,8 @@ async def _answer_events(
     reservation = llm_gate.reserve(user_key=user.pk)
     try:
         prepared = await sync_step(
-            _prepare, priority=lambda: BUSY if reservation.busy else STARTING, user=user, question=question,
-            search_config=search_config,
+            _prepare, priority=lambda: HOLDING if reservation.granted else BUSY if reservation.busy else STARTING,
+            user=user, question=question, search_config=search_config,
         )
     except BaseException:
         await asyncio.shield(reservation.cancel())

@@ -26,10 +26,11 @@ class _Waiter:
     future: asyncio.Future
 
 
-# Who goes first when a place frees: the last step of an answer under way (its reader waits for the write),
-# then the first step of an answer already known to be busy (it needs no LLM: done in one more step), then the
-# rest in arrival order.
-FINISHING, BUSY, STARTING = 0, 1, 2
+# Who goes first when a place frees: the last step of an answer under way (its reader waits for the write);
+# then the retrieval of an answer that already holds an LLM slot (the slot is idle until it is done: putting it
+# later would leave every slot held and unused under overload); then the retrieval of an answer already known
+# to be busy (it needs no LLM: done in one more step); then the rest in arrival order.
+FINISHING, HOLDING, BUSY, STARTING = 0, 1, 2, 3
 
 
 class StepGate:
@@ -77,8 +78,8 @@ _gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def sync_step(func, *, priority: Callable[[], int] = lambda: STARTING, **kwargs):
-    """``func(**kwargs)`` on the request's thread once the gate lets it (``priority``: FINISHING, BUSY or
-    STARTING, asked whenever a place frees)."""
+    """``func(**kwargs)`` on the request's thread once the gate lets it (``priority``: FINISHING, HOLDING, BUSY
+    or STARTING, asked whenever a place frees)."""
     loop = asyncio.get_running_loop()
     gate = _gates.get(loop)
     if gate is None:

@@ -5,9 +5,9 @@ and makes every process that does connect attach to the shared server itself. Wh
 the embedded server fails, the process restarts it if it died (``restart_if_down``); an external
 ``DATABASE_URL`` server is never touched.
 
-With psycopg's pool (``DB_POOL_MAX_SIZE`` > 0, as ``make serve`` sets: settings.py, docs/operations.md) the
-pool opens connections itself, in its own threads; they go through ``EmbeddedServerConnection.connect`` below,
-so a pooled connection starts, attaches to and restarts the embedded server exactly like an unpooled one.
+With psycopg's pool (``DB_POOL_MAX_SIZE`` > 0, opt-in: settings.py, docs/operations.md) the pool opens
+connections itself, in its own threads; they go through ``PooledConnection.connect`` below, so a pooled
+connection starts, attaches to and restarts the embedded server exactly like an unpooled one.
 """
 
 from pathlib import Path
@@ -37,25 +37,48 @@ def _embedded_connect(settings_dict: dict, connect):
 class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
-        if self.alias not in self._connection_pools and self.settings_dict.get("EMBEDDED_PGDATA"):
-            options = self.settings_dict["OPTIONS"].get("pool")
-            if options:
-                settings_dict = self.settings_dict
-
-                class EmbeddedServerConnection(base.Database.Connection):
-                    @classmethod
-                    def connect(cls, conninfo: str = "", **kwargs):
-                        parent = super().connect
-                        return _embedded_connect(
-                            settings_dict, lambda **server: parent(conninfo, **{**kwargs, **server})
-                        )
-
-                options = {} if options is True else options
-                self.settings_dict["OPTIONS"]["pool"] = {**options, "connection_class": EmbeddedServerConnection}
-        return super().pool
+        options = self.settings_dict["OPTIONS"].get("pool")
+        created = bool(options) and self.alias not in self._connection_pools
+        if created:
+            options = {} if options is True else dict(options)
+            options["connection_class"] = _pooled_connection_class(self.settings_dict, options)
+            self.settings_dict["OPTIONS"]["pool"] = options
+        pool = super().pool
+        if created and pool is not None:
+            options["connection_class"].pool = pool
+        return pool
 
     def get_new_connection(self, conn_params):
         if not self.settings_dict.get("EMBEDDED_PGDATA") or self.pool:
             return super().get_new_connection(conn_params)
         connect = super().get_new_connection
         return _embedded_connect(self.settings_dict, lambda **server: connect({**conn_params, **server}))
+
+
+def _pooled_connection_class(settings_dict: dict, options: dict):
+    embedded = bool(settings_dict.get("EMBEDDED_PGDATA"))
+
+    class PooledConnection(base.Database.Connection):
+        """Opened by the pool's threads: starts/attaches to the embedded server like an unpooled connection, and
+        remembers whether the last attempt failed."""
+
+        pool = None  # set once the pool exists
+        unreachable = False  # the last attempt to connect failed (/readyz: an outage, not a saturated pool)
+
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs):
+            parent = super().connect
+            try:
+                if embedded:
+                    connection = _embedded_connect(
+                        settings_dict, lambda **server: parent(conninfo, **{**kwargs, **server})
+                    )
+                else:
+                    connection = parent(conninfo, **kwargs)
+            except base.Database.OperationalError:
+                cls.unreachable = True
+                raise
+            cls.unreachable = False
+            return connection
+
+    return PooledConnection
