@@ -23,7 +23,6 @@ from csp import middleware as csp
 from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
-from django.core import checks
 from django.middleware import clickjacking, common, csrf, security
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
@@ -128,26 +127,3 @@ class SessionMiddleware(LoopHooks, ours.SessionMiddleware):
 class BodyLimitMiddleware(LoopHooks, body_limits.BodyLimitMiddleware):
     """Under ASGI the body it may read is already in memory (``BodyLimitASGI`` stops at the limit)."""
 
-
-# Django's deploy checks security.W001-W003 look for Django's own dotted paths in MIDDLEWARE, not for
-# subclasses; settings.SILENCED_SYSTEM_CHECKS silences those three and this check (registered by
-# aihelper.ops, deploy only) stands in for them.
-_REQUIRED = {
-    "security.W001": ("django.middleware.security.SecurityMiddleware", SecurityMiddleware),
-    "security.W002": ("django.middleware.clickjacking.XFrameOptionsMiddleware", XFrameOptionsMiddleware),
-    "security.W003": ("django.middleware.csrf.CsrfViewMiddleware", CsrfViewMiddleware),
-}
-
-
-def security_middleware_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    installed = set(settings.MIDDLEWARE)
-    found = []
-    for check_id, (django_path, subclass) in _REQUIRED.items():
-        our_path = f"{subclass.__module__}.{subclass.__qualname__}"
-        if django_path not in installed and our_path not in installed:
-            found.append(checks.Warning(
-                f"Neither {django_path} nor {our_path} is in MIDDLEWARE (Django's {check_id}, which "
-                "SILENCED_SYSTEM_CHECKS silences because it does not recognise the event-loop subclass).",
-                id=f"ops.{check_id.replace('security.', '')}",
-            ))
-    return found

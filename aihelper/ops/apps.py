@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core import checks
 
 from aihelper.core.embedded_exit import runserver_exit_install
+from aihelper.core.middleware_checks import security_middleware_check
 
 
 class OpsConfig(AppConfig):
@@ -17,8 +18,6 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from aihelper.core.loop_middleware import security_middleware_check  # imports Django's auth middleware
-
         checks.register(security_middleware_check, checks.Tags.security, deploy=True)
         # `manage.py runserver` stops the embedded PostgreSQL when it stops, however it is stopped
         # (aihelper/core/embedded_exit.py). Other processes are left alone.

@@ -175,7 +175,7 @@ def test_with_the_csrf_secret_in_the_session_its_hooks_stay_on_threads(settings)
 
 
 def test_the_deploy_check_still_wants_security_clickjacking_and_csrf_middleware(settings):
-    from aihelper.core.loop_middleware import security_middleware_check
+    from aihelper.core.middleware_checks import security_middleware_check
 
     assert security_middleware_check() == []
     settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if not path.endswith(".CsrfViewMiddleware")]
