@@ -41,12 +41,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         created = bool(options) and self.alias not in self._connection_pools
         if created:
             options = {} if options is True else dict(options)
-            options["connection_class"] = _pooled_connection_class(self.settings_dict, options)
+            options["connection_class"] = _pooled_connection_class(self.settings_dict)
             self.settings_dict["OPTIONS"]["pool"] = options
-        pool = super().pool
-        if created and pool is not None:
-            options["connection_class"].pool = pool
-        return pool
+        return super().pool
 
     def get_new_connection(self, conn_params):
         if not self.settings_dict.get("EMBEDDED_PGDATA") or self.pool:
@@ -55,14 +52,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return _embedded_connect(self.settings_dict, lambda **server: connect({**conn_params, **server}))
 
 
-def _pooled_connection_class(settings_dict: dict, options: dict):
+def _pooled_connection_class(settings_dict: dict):
     embedded = bool(settings_dict.get("EMBEDDED_PGDATA"))
 
     class PooledConnection(base.Database.Connection):
         """Opened by the pool's threads: starts/attaches to the embedded server like an unpooled connection, and
         remembers whether the last attempt failed."""
 
-        pool = None  # set once the pool exists
         unreachable = False  # the last attempt to connect failed (/readyz: an outage, not a saturated pool)
 
         @classmethod
