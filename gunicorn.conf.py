@@ -27,9 +27,11 @@ errorlog = "-"
 preload_app = False
 
 # Django's guidance under ASGI: no persistent connections (a request's sync code runs on a thread of its
-# own, whose kept connection nobody would reuse). DB_POOL_MAX_SIZE=10 (opt-in) gives each worker psycopg's
-# pool instead of a new connection per request (docs/operations.md: faster, but slower through an outage).
+# own, whose kept connection nobody would reuse), but psycopg's pool: each worker keeps up to
+# DB_POOL_MAX_SIZE connections and a request borrows one instead of starting a PostgreSQL backend
+# (docs/operations.md). DB_POOL_MAX_SIZE=0 turns it off.
 os.environ["DB_CONN_MAX_AGE"] = "0"
+os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
 # Prometheus metrics of every worker, added up by /metrics (aihelper/core/metrics.py).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / ".data" / "prometheus"))
 

@@ -110,13 +110,13 @@ DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
 # 0 under ASGI (gunicorn.conf.py sets it): each request's sync code runs in a thread of its own there, and a
 # connection kept by a finished thread would never be reused (Django's guidance for async).
 DB_CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
-# psycopg's connection pool, one per process, when DB_POOL_MAX_SIZE > 0 (opt-in, for `make serve`): a request
-# takes a warm connection and hands it back when it ends, instead of opening one per request (a new PostgreSQL
-# backend each time, ~6 ms here). A request that finds all DB_POOL_MAX_SIZE in use waits up to DB_POOL_TIMEOUT
-# s, then gets the documented 503. Off by default: through a database outage requests wait DB_POOL_TIMEOUT for
-# their 503 and recover at the pool's reconnect pace (docs/operations.md). Pooled connections are never kept by
-# a request (CONN_MAX_AGE 0), as Django requires. Budget: workers x DB_POOL_MAX_SIZE + the task workers'
-# connections below PostgreSQL's max_connections.
+# psycopg's connection pool, one per process, when DB_POOL_MAX_SIZE > 0 (the production server, gunicorn.conf.py,
+# sets 10; off elsewhere): a request takes a warm connection and hands it back when it ends, instead of opening
+# one per request (a new PostgreSQL backend each time, ~6 ms here). A request that finds all DB_POOL_MAX_SIZE in
+# use waits up to DB_POOL_TIMEOUT s, then gets the documented 503; while the pool cannot connect (an outage) it
+# connects around it (aihelper/core/dbbackend). Pooled connections are never kept by a request (CONN_MAX_AGE 0),
+# as Django requires. Budget: workers x DB_POOL_MAX_SIZE + the task workers' connections below PostgreSQL's
+# max_connections.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0)
 DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
 DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 5.0, minimum=0.1, maximum=120.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from analytics.models import RunbookStats
+from analytics.sql.learning import feedback_scores
 
 
 def runbook_feedback_scores(runbook_ids: Iterable) -> dict:
@@ -14,7 +15,7 @@ def runbook_feedback_scores(runbook_ids: Iterable) -> dict:
     only from engineers allowed to see the runbook.
     """
     ids = list(runbook_ids)
-    scores = dict(RunbookStats.objects.filter(runbook_id__in=ids).values_list("runbook_id", "feedback_score"))
+    scores = feedback_scores(ids) if ids else {}
     return {runbook_id: max(-1.0, min(1.0, float(scores.get(runbook_id, 0.0)))) for runbook_id in ids}
 
 

@@ -20,7 +20,9 @@ A prober (another process) measures ``GET /healthz``, ``POST /api/ai-helper/trac
 (``GET /runbooks/<id>/``, logged in) in turn, about 10 requests/s, throughout. Per phase: answers (full and
 busy), their latency, server errors (5xx or no answer), the prober's p50/p99, the instance's peak memory
 (gunicorn master + workers, RSS) and peak database connections. Targets (issue 17): /healthz p99 <= 50 ms and
-track-choice p99 <= 100 ms at 64 chat clients; full answers within LLM time + 1 s; busy answers within 1 s;
+track-choice p99 <= 100 ms at 64 chat clients; full answers within LLM time + 1 s; busy answers within 1 s (the
+busy p95 is also given for the answers asked after the first 5 s: every client asks its first question in the
+same instant, a burst that finds every worker's query embeddings cold);
 0 server errors. Only 127.0.0.1 is contacted; every loop is bounded in time; everything started is stopped.
 """
 
@@ -52,6 +54,7 @@ PASSWORD = "bench-password-unused"  # what harness.users_with_audit_logs gives e
 METRICS_TOKEN = "bench-metrics-token"
 SLOW_OVER, SLOW_WITHIN = 24, 24
 TARGET_HEALTHZ_P99_MS, TARGET_TRACK_P99_MS = 50.0, 100.0
+BURST_SECONDS = 5.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -144,7 +147,8 @@ class Phase:
     name: str
     chat_clients: int
     slow: bool = False
-    answers: list = field(default_factory=list)  # (seconds, busy)
+    answers: list = field(default_factory=list)  # (seconds, busy, asked at: seconds into the phase)
+    started: float = 0.0  # time.monotonic() when its clients started
     server_errors: int = 0
     slow_413_ms: list = field(default_factory=list)
     probe: dict = field(default_factory=dict)
@@ -158,6 +162,7 @@ def chat_client(port: int, token: str, question: str, deadline: float, phase: Ph
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     while once or time.monotonic() < deadline:
         once = False
+        asked_at = time.monotonic() - phase.started
         started = time.perf_counter()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -176,7 +181,7 @@ def chat_client(port: int, token: str, question: str, deadline: float, phase: Ph
                 time.sleep(0.5)
                 continue
             busy = json.loads(data)["answer_markdown"].startswith("**The assistant is busy**")
-            phase.answers.append((elapsed, busy))
+            phase.answers.append((elapsed, busy, asked_at))
         time.sleep(min(think, max(0.0, deadline - time.monotonic())))
 
 
@@ -255,6 +260,7 @@ def run_phase(phase: Phase, *, port: int, users: list[dict], prober: dict, quest
     if phase.slow:
         threads += [threading.Thread(target=slow_client, args=(port, size, deadline, phase, lock), daemon=True)
                     for size in [1_000_000] * SLOW_OVER + [32_000] * SLOW_WITHIN]
+    phase.started = time.monotonic()
     for thread in threads:
         thread.start()
     while time.monotonic() < deadline:
@@ -268,8 +274,11 @@ def run_phase(phase: Phase, *, port: int, users: list[dict], prober: dict, quest
 
 
 def row(phase: Phase, llm_seconds: float) -> str:
-    full = [s for s, busy in phase.answers if not busy]
-    busy = [s for s, b in phase.answers if b]
+    full = [s for s, busy, _ in phase.answers if not busy]
+    busy = [s for s, b, _ in phase.answers if b]
+    # Every client asks its first question in the same instant: the burst (cold query embeddings on every worker
+    # too) is reported apart from the steady state of the rest of the phase.
+    busy_steady = [s for s, b, asked_at in phase.answers if b and asked_at >= BURST_SECONDS]
     lat = phase.probe["latency_ms"]
     errors = sum(phase.probe["errors"].values())
 
@@ -277,7 +286,7 @@ def row(phase: Phase, llm_seconds: float) -> str:
         return f"{pct(lat[kind], 50):.0f} / {pct(lat[kind], 99):.0f}"
 
     over = f"{pct(full, 95) - llm_seconds:+.2f}" if full else "–"
-    busy_p95 = f"{pct(busy, 95):.2f}" if busy else "–"
+    busy_p95 = f"{pct(busy, 95):.2f} / {pct(busy_steady, 95):.2f}" if busy else "–"
     slow = f"{len(phase.slow_413_ms)} × 413 in ≤ {max(phase.slow_413_ms):.0f} ms" if phase.slow_413_ms else "–"
     return (f"| {phase.name} | {phase.chat_clients} | {len(full)} | {len(busy)} | "
             f"{pct(full, 50):.2f} / {pct(full, 95):.2f} | {over} | {busy_p95} | {phase.server_errors} | "
@@ -286,7 +295,8 @@ def row(phase: Phase, llm_seconds: float) -> str:
 
 
 HEADER = ("| phase | chat clients | full answers | busy answers | full answer p50 / p95 s | p95 − LLM time s | "
-          "busy p95 s | server errors | /healthz p50 / p99 ms | track-choice p50 / p99 ms | page p50 / p99 ms | "
+          "busy p95 s (all / after the first 5 s) | server errors | /healthz p50 / p99 ms | "
+          "track-choice p50 / p99 ms | page p50 / p99 ms | "
           "probe errors | over-limit slow bodies | peak RSS MB | peak DB conns |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 

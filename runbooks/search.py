@@ -13,10 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import transaction
-from django.db.models import F, QuerySet
-from pgvector.django import CosineDistance
+from django.db.models import QuerySet
+from pgvector import Vector
 
 from runbooks.calibration import confidence_from, presentation_strategy, rank_score
 from runbooks.embeddings import EmbeddingError, get_embedder
@@ -33,7 +32,7 @@ from runbooks.lexical import (
 )
 from runbooks.models import Runbook, RunbookStatus
 from runbooks.selectors import runbook_success_stats, smoothed_success, visible_runbooks
-from runbooks.sql import TitleVector, hnsw_scan_set_local, selective_words
+from runbooks.sql import candidate_rows, hnsw_scan_set_local, queryset_condition, selective_words
 
 logger = logging.getLogger(__name__)
 
@@ -123,19 +122,6 @@ class Candidates:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-def _keyword_query(words: list[str]) -> SearchQuery | None:
-    """An OR of the words: alert text is long and no runbook contains every word.
-
-    Words come from a regex and are passed as plain terms, so tsquery operators, quotes,
-    backslashes or SQL in the input are only ever text.
-    """
-    query = None
-    for word in words:
-        term = SearchQuery(word, search_type="plain", config="english")
-        query = term if query is None else query | term
-    return query
-
-
 def runbook_candidates(
     *, text: str, base: QuerySet, config: SearchConfig, extra_ids: Sequence[uuid.UUID] = ()
 ) -> Candidates:
@@ -151,59 +137,53 @@ def runbook_candidates(
     """
     timings: dict[str, float] = {}
     degraded_reason = ""
-    semantic: dict[uuid.UUID, float] = {}
     vector = None
     started = time.perf_counter()
     try:
-        vector = get_embedder().embed_query(text)
+        vector = Vector(get_embedder().embed_query(text)).to_text()
         timings["embed_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        started = time.perf_counter()
-        # relaxed_order may return candidates slightly out of distance order; fusion re-sorts them.
-        with transaction.atomic(savepoint=False):
-            hnsw_scan_set_local(ef_search=max(HNSW_EF_SEARCH, config.candidates), iterative_scan=HNSW_ITERATIVE_SCAN)
-            rows = list(
-                base.filter(embedding__isnull=False)
-                .annotate(distance=CosineDistance("embedding", vector))
-                .order_by("distance")
-                .values_list("pk", "distance")[: config.candidates]
-            )
-        semantic = {pk: 1.0 - float(distance) for pk, distance in rows}
-        timings["vector_ms"] = round((time.perf_counter() - started) * 1000, 2)
     except EmbeddingError as exc:
         degraded_reason = f"semantic search unavailable: {exc}"
         logger.warning("keyword-only search: %s", exc)
 
+    # Every leg, the rows and their keyword rank in one statement (runbooks.sql.candidate_rows); the words worth
+    # matching first (a statement on the planner's statistics). Without the vector leg (the embedding failed)
+    # the full document vector also finds candidates.
     started = time.perf_counter()
     words = query_words(text)
-    found: list[uuid.UUID] = []
-    legs = [("search_title", TitleVector())] + ([] if semantic else [("search_vector", F("search_vector"))])
-    for column, document in legs:
-        match = _keyword_query(selective_words(words, column=column))
-        if match is None:
-            continue
-        found += (
-            base.alias(document=document)
-            .filter(document=match)
-            .annotate(match_rank=SearchRank(document, match, normalization=32))
-            .order_by("-match_rank", "pk")
-            .values_list("pk", flat=True)[: config.candidates]
+    title_words = selective_words(words, column="search_title")
+    document_words = selective_words(words, column="search_vector") if vector is None else []
+    with transaction.atomic(savepoint=False):
+        if vector is not None:
+            hnsw_scan_set_local(ef_search=max(HNSW_EF_SEARCH, config.candidates), iterative_scan=HNSW_ITERATIVE_SCAN)
+        condition = queryset_condition(base)
+        rows = candidate_rows(
+            condition=condition, vector=vector, title_words=title_words, document_words=document_words,
+            all_words=words, limit=config.candidates, extra_ids=list(extra_ids),
         )
-    timings["keyword_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    if vector is not None and not any(row.leg_distance is not None for row in rows):
+        # No runbook the user may see has an embedding yet (imported, not embedded): the document leg finds them.
+        rows = candidate_rows(
+            condition=condition, vector=None, title_words=title_words,
+            document_words=selective_words(words, column="search_vector"), all_words=words,
+            limit=config.candidates, extra_ids=list(extra_ids),
+        )
+    timings["candidates_ms"] = round((time.perf_counter() - started) * 1000, 2)
 
     started = time.perf_counter()
-    extra = [pk for pk in extra_ids if pk not in semantic]
-    ids = list(dict.fromkeys([*semantic, *found, *extra_ids]))
-    everything = _keyword_query(words)
-    rows = base.filter(pk__in=ids).defer("embedding", "search_vector", "body_markdown")
-    if everything is not None:
-        rows = rows.annotate(keyword_rank=SearchRank(F("search_vector"), everything, normalization=32))
-    if extra and vector is not None:
-        rows = rows.annotate(distance=CosineDistance("embedding", vector))
     runbooks = {runbook.pk: runbook for runbook in rows}
-    for pk in extra:
-        distance = getattr(runbooks.get(pk), "distance", None)
-        if distance is not None:
-            semantic[pk] = 1.0 - float(distance)
+    # The order the legs found them in (vector by distance, then title, then document matches, then the runbooks
+    # in play), as before; ranking does not depend on it.
+    by_distance = sorted((r for r in rows if r.leg_distance is not None), key=lambda r: (r.leg_distance, r.pk))
+    by_title = sorted((r for r in rows if r.title_rank is not None), key=lambda r: (-r.title_rank, r.pk))
+    by_document = sorted((r for r in rows if r.document_rank is not None), key=lambda r: (-r.document_rank, r.pk))
+    semantic = {r.pk: 1.0 - float(r.leg_distance) for r in by_distance}
+    for pk in extra_ids:
+        runbook = runbooks.get(pk)
+        if pk not in semantic and runbook is not None and runbook.direct_distance is not None:
+            semantic[pk] = 1.0 - float(runbook.direct_distance)
+    ids = list(dict.fromkeys([*(r.pk for r in by_distance), *(r.pk for r in by_title),
+                              *(r.pk for r in by_document), *extra_ids]))
     keyword = {pk: float(getattr(runbook, "keyword_rank", 0.0) or 0.0) for pk, runbook in runbooks.items()}
     top_keyword = max(keyword.values(), default=0.0) or 1.0
     query_terms = lexical_terms(text)

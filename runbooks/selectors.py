@@ -7,10 +7,11 @@ is runbooks.search.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from runbooks.embeddings import embedding_hash, get_embedder, runbook_document
-from runbooks.models import ExecutionStatus, Runbook, RunbookExecution
+from runbooks.models import ExecutionStatus, Runbook
+from runbooks.sql import success_counts
 
 
 def visible_runbooks(user) -> QuerySet[Runbook]:
@@ -41,18 +42,8 @@ def embedding_status(runbook: Runbook) -> str:
 
 
 def runbook_success_stats(runbook_ids) -> dict:
-    """{runbook_id: (succeeded, finished)} over finished executions."""
-    rows = (
-        RunbookExecution.objects.filter(
-            runbook_id__in=runbook_ids, status__in=[ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED]
-        )
-        .values("runbook_id")
-        .annotate(
-            succeeded=Count("pk", filter=Q(status=ExecutionStatus.SUCCEEDED)),
-            finished=Count("pk"),
-        )
-    )
-    return {row["runbook_id"]: (row["succeeded"], row["finished"]) for row in rows}
+    """{runbook_id: (succeeded, finished)} over finished executions (succeeded or failed)."""
+    return success_counts(runbook_ids, succeeded=ExecutionStatus.SUCCEEDED, failed=ExecutionStatus.FAILED)
 
 
 def smoothed_success(succeeded: int, finished: int, prior: float = 2.0) -> float:

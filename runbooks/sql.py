@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connection, connections
 from django.db.models import Expression
 from psycopg import sql
@@ -100,3 +101,150 @@ class TitleVector(Expression):
 
     def as_sql(self, compiler, connection):
         return sql.Identifier(Runbook._meta.db_table, "search_title").as_string(None), []
+
+
+# --- Search candidates in one statement --------------------------------------------------------------------
+# runbooks.search.runbook_candidates used to build five ORM queries per search (the vector leg, the title leg,
+# the rows with their keyword rank, the success counts); compiling them was about half of a search's CPU under
+# load (docs/benchmarks.md, "Session 8"). The same legs, with the same visibility condition (compiled once by
+# the ORM from the caller's queryset) are now one statement. Every value is a bound parameter; the text is made
+# of the constant fragments below, the model's column names (psycopg.sql.Identifier) and the ORM's condition.
+
+_TSQUERY_TERM = "plainto_tsquery('english'::regconfig, %s)"
+
+
+def _tsquery_or(words: list[str]) -> str:
+    """``(plainto_tsquery(w1) || plainto_tsquery(w2) ...)``: one placeholder per word, as Django's
+    ``SearchQuery(word, search_type="plain", config="english")`` ORed together compiles."""
+    return "(" + " || ".join([_TSQUERY_TERM] * len(words)) + ")"
+
+
+_VECTOR_LEG = """vector_leg AS MATERIALIZED (
+    SELECT "runbooks"."id", ("runbooks"."embedding" <=> %s::vector) AS distance
+      FROM "runbooks" WHERE ({where}) AND "runbooks"."embedding" IS NOT NULL
+     ORDER BY 2 LIMIT %s)"""
+# ts_rank(..., 32): rank / (rank + 1), as SearchRank(normalization=32).
+_MATCH_LEG = """{name} AS MATERIALIZED (
+    SELECT "runbooks"."id", ts_rank("runbooks".{column}, {query}, 32) AS match_rank
+      FROM "runbooks" WHERE ({where}) AND "runbooks".{column} @@ {query}
+     ORDER BY 2 DESC, 1 LIMIT %s)"""
+_CANDIDATES = """WITH {legs},
+candidate AS ({union} UNION SELECT unnest(%s::uuid[]))
+SELECT {columns}, {leg_columns}, {direct_distance} AS direct_distance, {keyword_rank} AS keyword_rank
+  FROM candidate JOIN "runbooks" ON "runbooks"."id" = candidate.id
+  {joins}
+ WHERE ({where})"""
+_LEG_JOIN = 'LEFT JOIN {name} ON {name}.id = "runbooks"."id"'
+_LEG_IDS = "SELECT id FROM {name}"
+# What search never reads from a candidate row (large, or only used inside the statement).
+CANDIDATE_DEFERRED = ("embedding", "search_vector", "body_markdown")
+
+
+@functools.cache
+def _candidate_columns() -> str:
+    return ", ".join(
+        sql.Identifier(Runbook._meta.db_table, field.column).as_string(None)
+        for field in Runbook._meta.concrete_fields
+        if field.attname not in CANDIDATE_DEFERRED
+    )
+
+
+def queryset_condition(queryset) -> tuple[str, list]:
+    """The WHERE condition of ``queryset`` (a filter of the runbooks table alone, no join), compiled once so
+    that a raw statement over "runbooks" applies exactly the same visibility."""
+    query = queryset.query
+    if set(query.alias_map) - {Runbook._meta.db_table}:
+        raise ValueError("the condition must be on the runbooks table alone (no join)")
+    compiler = query.get_compiler(using=queryset.db)
+    try:
+        condition, params = compiler.compile(query.where)
+    except EmptyResultSet:
+        return "FALSE", []
+    except FullResultSet:
+        return "TRUE", []
+    return condition or "TRUE", list(params)
+
+
+def candidate_rows(
+    *,
+    condition: tuple[str, list],
+    vector: str | None,
+    title_words: list[str],
+    document_words: list[str],
+    all_words: list[str],
+    limit: int,
+    extra_ids: list,
+):
+    """The candidate runbooks of one search, each with what the search computes from its row:
+
+    ``leg_distance`` (cosine distance, when the vector leg found it: top ``limit`` by distance over the
+    HNSW index), ``title_rank`` / ``document_rank`` (ts_rank, when the title leg / the full-document leg
+    found it: top ``limit`` matching ``title_words`` / ``document_words``), ``direct_distance`` (cosine
+    distance for any row, given ``vector`` and ``extra_ids``), ``keyword_rank`` (ts_rank of the full
+    document against ``all_words``). Rows: the union of the legs and ``extra_ids``, each satisfying
+    ``condition`` (queryset_condition). A vector leg needs its HNSW settings: call inside a transaction
+    after ``hnsw_scan_set_local``. Empty word lists skip their leg."""
+    where, where_params = condition
+    legs, leg_params, names = [], [], []
+    if vector is not None:
+        legs.append(_VECTOR_LEG.format(where=where))
+        leg_params += [vector, *where_params, limit]
+        names.append("vector_leg")
+    for name, column, words in (("title_leg", "search_title", title_words),
+                                ("document_leg", "search_vector", document_words)):
+        if words:
+            legs.append(_MATCH_LEG.format(name=name, column=sql.Identifier(column).as_string(None),
+                                          query=_tsquery_or(words), where=where))
+            leg_params += [*words, *where_params, *words, limit]
+            names.append(name)
+    if not legs:  # no vector and no words: only the runbooks in play, if any
+        legs.append("no_leg AS (SELECT NULL::uuid AS id, NULL::float8 AS distance WHERE FALSE)")
+        names.append("no_leg")
+    leg_columns = ", ".join([
+        "vector_leg.distance AS leg_distance" if "vector_leg" in names else "NULL::float8 AS leg_distance",
+        "title_leg.match_rank AS title_rank" if "title_leg" in names else "NULL::float4 AS title_rank",
+        "document_leg.match_rank AS document_rank" if "document_leg" in names else "NULL::float4 AS document_rank",
+    ])
+    select_params: list = []
+    if vector is not None and extra_ids:
+        direct_distance = '("runbooks"."embedding" <=> %s::vector)'
+        select_params.append(vector)
+    else:
+        direct_distance = "NULL::float8"
+    if all_words:
+        keyword_rank = 'ts_rank("runbooks"."search_vector", ' + _tsquery_or(all_words) + ", 32)"
+        select_params += all_words
+    else:
+        keyword_rank = "0::float4"
+    joins = "\n  ".join(
+        _LEG_JOIN.format(name=name) for name in names if name != "no_leg"
+    )
+    statement = _CANDIDATES.format(
+        legs=",\n".join(legs),
+        union=" UNION ".join(_LEG_IDS.format(name=name) for name in names),
+        columns=_candidate_columns(),
+        leg_columns=leg_columns,
+        direct_distance=direct_distance,
+        keyword_rank=keyword_rank,
+        joins=joins,
+        where=where,
+    )
+    params = [*leg_params, list(extra_ids), *select_params, *where_params]
+    return list(Runbook.objects.raw(statement, params))
+
+
+SUCCESS_STATS_SQL = """
+SELECT runbook_id,
+       count(*) FILTER (WHERE status = %s) AS succeeded,
+       count(*) AS finished
+  FROM runbook_executions
+ WHERE runbook_id = ANY(%s::uuid[]) AND status IN (%s, %s)
+ GROUP BY runbook_id
+"""
+
+
+def success_counts(runbook_ids, *, succeeded: str, failed: str) -> dict:
+    """{runbook_id: (succeeded, finished)} over executions whose status is ``succeeded`` or ``failed``."""
+    with connection.cursor() as cursor:
+        cursor.execute(SUCCESS_STATS_SQL, [succeeded, list(runbook_ids), succeeded, failed])
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}

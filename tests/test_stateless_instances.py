@@ -36,7 +36,7 @@ def _start(port: int) -> subprocess.Popen:
         "GUNICORN_WORKERS": "1",
         "STATIC_MANIFEST": "0",
         "LOG_LEVEL": "WARNING",
-        "DB_POOL_MAX_SIZE": "10",  # the opt-in pool: sessions work across pooled instances too
+        "DB_POOL_MAX_SIZE": "10",  # the pool of gunicorn.conf.py, stated: sessions work across pooled instances
     }
     return subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "aihelper.asgi:application"],

@@ -29,7 +29,7 @@ def _check_database() -> dict:
     try:
         version = pgvector_version()
     except DatabaseError as exc:
-        pool = connection.pool
+        pool = connection.process_pool
         if isinstance(exc.__cause__, PoolTimeout) and not getattr(pool.connection_class, "unreachable", True):
             # Every pooled connection is lent out: the database is there, this worker is saturated. Still ready
             # (taking it out of the load balancer would only move its load); the pool says how full it is.
@@ -43,7 +43,7 @@ def _check_database() -> dict:
 
 def _pool() -> dict:
     """This process's connection pool (DB_POOL_MAX_SIZE > 0): how full it is and how many requests wait."""
-    pool = connection.pool
+    pool = connection.process_pool
     if pool is None:
         return {}
     stats = pool.get_stats()

@@ -6,12 +6,12 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from django.db.models import Q
 from django.utils import timezone
 
 from analytics import estimators
 from analytics.models import Experiment
 from analytics.sql.common import ratio
+from analytics.sql.experiments import experiment_active_at
 from analytics.sql.metrics import VariantCounts
 
 
@@ -23,13 +23,8 @@ class Assignment:
 
 
 def experiment_active(*, now: dt.datetime | None = None) -> Experiment | None:
-    now = now or timezone.now()
-    return (
-        Experiment.objects.filter(starts_at__lte=now)
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
-        .order_by("starts_at", "pk")
-        .first()
-    )
+    """The running experiment: the earliest started whose window holds ``now``."""
+    return experiment_active_at(now or timezone.now())
 
 
 def experiment_variant_for(*, experiment_key: str, variants: list[dict], user_id) -> dict:

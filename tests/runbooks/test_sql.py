@@ -5,14 +5,20 @@ from django.contrib.postgres.search import SearchQuery
 from django.db import connection, transaction
 
 from runbooks import sql
-from runbooks.models import Runbook
+from runbooks.models import ExecutionStatus, Runbook, RunbookStatus
+from runbooks.search import runbook_search, searchable_runbooks
+from runbooks.selectors import operator_reader, visible_runbooks
 from runbooks.sql import (
     TitleVector,
+    candidate_rows,
     hnsw_scan_set_local,
     pgvector_has_iterative_scan,
+    queryset_condition,
     selective_words,
+    success_counts,
 )
-from tests.runbooks.factories import RunbookFactory
+from tests.factories import GroupFactory, UserFactory
+from tests.runbooks.factories import RunbookExecutionFactory, RunbookFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +155,100 @@ def test_title_vector_matches_camelcase_split_title_words():
 def test_title_vector_reads_the_quoted_column_of_the_runbooks_table():
     sql_text = str(Runbook.objects.annotate(title=TitleVector()).values("title").query)
     assert '"runbooks"."search_title"' in sql_text
+
+
+# --- queryset_condition + candidate_rows ------------------------------------------------------------
+
+
+def _unit(index: int, dims: int = 384) -> list[float]:
+    vector = [0.0] * dims
+    vector[index] = 1.0
+    return vector
+
+
+def _vector_text(values: list[float]) -> str:
+    return "[" + ",".join(str(value) for value in values) + "]"
+
+
+@pytest.fixture
+def restricted_catalogue():
+    """Four runbooks about disks: open, restricted to team-a, restricted to team-b, and a draft; one disabled."""
+    team_a, team_b = GroupFactory(name="team-a"), GroupFactory(name="team-b")
+    rows = {
+        "open": RunbookFactory(name="DiskFullOpen", embedding=_unit(0)),
+        "team-a": RunbookFactory(name="DiskFullTeamA", embedding=_unit(1), allowed_groups=[team_a]),
+        "team-b": RunbookFactory(name="DiskFullTeamB", embedding=_unit(2), allowed_groups=[team_b]),
+        "draft": RunbookFactory(name="DiskFullDraft", embedding=_unit(3), status=RunbookStatus.DRAFT),
+        "disabled": RunbookFactory(name="DiskFullDisabled", embedding=_unit(4), enabled=False),
+    }
+    member = UserFactory(username="team-a-member")
+    member.groups.add(team_a)
+    return rows, member
+
+
+def _rows(queryset, **kwargs) -> dict:
+    arguments = {"vector": _vector_text(_unit(0)), "title_words": ["disk"], "document_words": [],
+                 "all_words": ["disk", "full"], "limit": 30, "extra_ids": []} | kwargs
+    with transaction.atomic():
+        hnsw_scan_set_local(ef_search=80, iterative_scan="relaxed_order")
+        return {row.pk: row for row in candidate_rows(condition=queryset_condition(queryset), **arguments)}
+
+
+def test_the_statement_applies_the_querysets_visibility_exactly(restricted_catalogue):
+    rows, member = restricted_catalogue
+    outsider = UserFactory(username="outsider")
+    for reader in (member, outsider, operator_reader()):
+        for queryset in (visible_runbooks(reader), searchable_runbooks(reader)):
+            expected = set(queryset.filter(name__startswith="DiskFull").values_list("pk", flat=True))
+            assert set(_rows(queryset)) == expected
+    assert set(_rows(searchable_runbooks(member))) == {rows["open"].pk, rows["team-a"].pk}
+    assert _rows(visible_runbooks(None)) == {}  # anonymous: none() compiles to FALSE
+
+
+def test_a_runbook_in_play_the_reader_may_not_see_is_never_returned(restricted_catalogue):
+    rows, member = restricted_catalogue
+    found = _rows(searchable_runbooks(member), vector=None, title_words=[], all_words=[],
+                  extra_ids=[rows["team-b"].pk, rows["team-a"].pk])
+    assert set(found) == {rows["team-a"].pk}
+
+
+def test_each_leg_reports_what_it_found(restricted_catalogue):
+    rows, member = restricted_catalogue
+    found = _rows(searchable_runbooks(member), extra_ids=[rows["team-a"].pk])
+    open_row, team_row = found[rows["open"].pk], found[rows["team-a"].pk]
+    assert open_row.leg_distance == pytest.approx(0.0)  # the query vector is its own
+    assert team_row.leg_distance == pytest.approx(1.0)  # orthogonal
+    assert team_row.direct_distance == pytest.approx(1.0)  # asked for: a runbook in play
+    assert open_row.direct_distance == pytest.approx(0.0)  # computed for every row once a runbook is in play
+    assert open_row.title_rank > 0 and open_row.document_rank is None
+    assert open_row.keyword_rank > 0
+    assert {"embedding", "search_vector", "body_markdown"} <= open_row.get_deferred_fields()
+    assert _rows(searchable_runbooks(member))[rows["open"].pk].direct_distance is None  # nothing in play
+
+
+def test_the_document_leg_finds_what_the_title_does_not():
+    runbook = RunbookFactory(name="NodeThing", description="The kernel ran out of inodes.", tags=[])
+    RunbookFactory(name="OtherThing", description="Nothing to see.", tags=[])
+    found = _rows(Runbook.objects.all(), vector=None, title_words=["inodes"], document_words=["inodes"],
+                  all_words=["inodes"])
+    assert set(found) == {runbook.pk}
+    assert found[runbook.pk].title_rank is None and found[runbook.pk].document_rank > 0
+
+
+def test_success_counts_count_finished_runs_only():
+    runbook, other = RunbookFactory(), RunbookFactory()
+    for status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED,
+                   ExecutionStatus.IN_PROGRESS, ExecutionStatus.ABANDONED):
+        RunbookExecutionFactory(runbook=runbook, status=status)
+    RunbookExecutionFactory(runbook=other, status=ExecutionStatus.IN_PROGRESS)
+    counts = success_counts([runbook.pk, other.pk], succeeded=ExecutionStatus.SUCCEEDED,
+                            failed=ExecutionStatus.FAILED)
+    assert counts == {runbook.pk: (2, 3)}
+
+
+def test_search_finds_runbooks_not_embedded_yet_through_the_document_leg(user):
+    # Imported, not embedded: the vector leg finds nothing, so the full document is searched as well.
+    runbook = RunbookFactory(name="NodeThing", description="The kernel ran out of inodes.", tags=[])
+    outcome = runbook_search(query="out of inodes", user=user)
+    assert [result.runbook.pk for result in outcome.results] == [runbook.pk]
+    assert not outcome.degraded

@@ -199,9 +199,10 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _prepare(*, user, question: _Question, search_config: SearchConfig | None) -> _Prepared:
-    timings: dict = {}
+def _prepare(*, user, question: _Question, search_config: SearchConfig | None, asked: float) -> _Prepared:
     started = time.perf_counter()
+    # How long the step waited for its turn (sync_steps.StepGate): queueing under load, in the answer's log line.
+    timings: dict = {"queued": round((started - asked) * 1000, 2)}
     # An explicit config (tests, benchmarks) wins; otherwise the user's experiment variant applies.
     assignment = experiment_assignment_for(user=user) if search_config is None else None
     config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
@@ -255,7 +256,7 @@ async def _answer_events(
     try:
         prepared = await sync_step(
             _prepare, priority=lambda: HOLDING if reservation.granted else BUSY if reservation.busy else STARTING,
-            user=user, question=question, search_config=search_config,
+            user=user, question=question, search_config=search_config, asked=time.perf_counter(),
         )
     except BaseException:
         await asyncio.shield(reservation.cancel())
@@ -305,7 +306,7 @@ async def _answer_events(
     result = _LLMResult(reply=reply, error=error, degraded_reason=reason)
     yield await sync_step(
         _record, user=user, question=question, prepared=prepared, source=source, provider=provider, result=result,
-        llm_ms=_ms(started), priority=lambda: FINISHING,
+        llm_ms=_ms(started), priority=lambda: FINISHING, asked=time.perf_counter(),
     )
 
 
@@ -356,10 +357,12 @@ def _record_cut_short(
 
 def _record(
     *, user, question: _Question, prepared: _Prepared, source: str, provider: LLMProvider, result: _LLMResult,
-    llm_ms: float,
+    llm_ms: float, asked: float | None = None,
 ) -> ChatAnswer:
     outcome, solutions, prompt, reply = prepared.outcome, prepared.solutions, prepared.prompt, result.reply
     timings = {**prepared.timings, "llm": llm_ms}
+    if asked is not None:
+        timings["queued_write"] = _ms(asked)
     if result.degraded_reason == "busy":
         markdown = BUSY_NOTE + retrieval_answer(prompt=prompt)
     elif result.error:
