@@ -148,7 +148,7 @@ def main() -> None:
 
     totals, overheads, unembedded, strategies, kinds, follow_ups = [], [], [], {}, {}, []
     splits = {key: [] for key in ("retrieval", "prompt", "llm", "render", "write")}
-    inner = {key: [] for key in ("embed_ms", "vector_ms", "keyword_ms", "score_ms")}
+    inner = {key: [] for key in ("embed_ms", "candidates_ms", "features_ms", "score_ms")}
     session_id = None
     for index, question in enumerate(questions[5 : 5 + args.answers]):
         if index % TURNS_PER_SESSION == 0:

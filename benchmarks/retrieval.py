@@ -332,7 +332,7 @@ def run_scale() -> None:
         f"p95 {percentile(timings, 95):.1f} ms over {len(timings)} searches\n"
     )
     print("| step | p50 ms | p95 ms |\n|---|---|---|")
-    for step in ("vector_ms", "keyword_ms", "fetch_ms", "score_ms"):
+    for step in ("candidates_ms", "features_ms", "score_ms"):
         values = [outcome.timings_ms.get(step, 0.0) for outcome, _ in runs]
         print(f"| {step.removesuffix('_ms')} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} |")
     print()

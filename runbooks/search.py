@@ -162,9 +162,10 @@ def runbook_candidates(
             all_words=words, limit=config.candidates, extra_ids=list(extra_ids),
         )
     if vector is not None and not any(row.leg_distance is not None for row in rows):
-        # No runbook the user may see has an embedding yet (imported, not embedded): the document leg finds them.
+        # The vector leg found nothing (no runbook the user may see is embedded yet, or the HNSW scan stopped early):
+        # the document leg finds candidates, as before the single statement.
         rows = candidate_rows(
-            condition=condition, vector=None, title_words=title_words,
+            condition=condition, vector=vector, vector_leg=False, title_words=title_words,
             document_words=selective_words(words, column="search_vector"), all_words=words,
             limit=config.candidates, extra_ids=list(extra_ids),
         )
@@ -206,7 +207,7 @@ def runbook_candidates(
         for pk in ids
         if pk in runbooks
     )
-    timings["fetch_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    timings["features_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return Candidates(runbooks=runbooks, candidates=candidates, degraded_reason=degraded_reason, timings_ms=timings)
 
 

@@ -174,6 +174,7 @@ def candidate_rows(
     all_words: list[str],
     limit: int,
     extra_ids: list,
+    vector_leg: bool = True,
 ):
     """The candidate runbooks of one search, each with what the search computes from its row:
 
@@ -183,10 +184,11 @@ def candidate_rows(
     distance for any row, given ``vector`` and ``extra_ids``), ``keyword_rank`` (ts_rank of the full
     document against ``all_words``). Rows: the union of the legs and ``extra_ids``, each satisfying
     ``condition`` (queryset_condition). A vector leg needs its HNSW settings: call inside a transaction
-    after ``hnsw_scan_set_local``. Empty word lists skip their leg."""
+    after ``hnsw_scan_set_local``. Empty word lists skip their leg, ``vector_leg=False`` the vector leg (the
+    vector still gives ``direct_distance``)."""
     where, where_params = condition
     legs, leg_params, names = [], [], []
-    if vector is not None:
+    if vector is not None and vector_leg:
         legs.append(_VECTOR_LEG.format(where=where))
         leg_params += [vector, *where_params, limit]
         names.append("vector_leg")

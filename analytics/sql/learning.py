@@ -7,9 +7,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connections, router
 from psycopg import sql
 
+from analytics.models import RunbookStats
 from analytics.sql.common import ATTRIBUTION_WINDOW, run_read
 
 
@@ -112,13 +113,14 @@ def execution_watermark() -> int:
     return run_read(EXECUTION_WATERMARK, {})[0][0]
 
 
-# The chat's search reads this for every answer (runbooks.search feedback_scores): a plain statement on the
-# default database (the ORM's query building was a measurable part of an answer's CPU under load).
+# The chat's search reads this for every answer (runbooks.search feedback_scores): a plain statement (the ORM's
+# query building was a measurable part of an answer's CPU under load), on the database the router reads
+# RunbookStats from, as the ORM query did.
 FEEDBACK_SCORES = "SELECT runbook_id, feedback_score FROM analytics_runbookstats WHERE runbook_id = ANY(%s::uuid[])"
 
 
 def feedback_scores(runbook_ids: list) -> dict:
     """{runbook id: stored feedback_score} for the ids that have statistics."""
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(RunbookStats)].cursor() as cursor:
         cursor.execute(FEEDBACK_SCORES, [runbook_ids])
         return dict(cursor.fetchall())

@@ -47,7 +47,7 @@ def pooled_wrapper():
     """A second database alias on the test database with the pool on, closed (with its pool) afterwards."""
     settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": 0,
                      "OPTIONS": {**connection.settings_dict["OPTIONS"],
-                                 "pool": {"min_size": 1, "max_size": 2, "timeout": 5, "name": "outage-test"}}}
+                                 "pool": {"min_size": 1, "max_size": 1, "timeout": 5, "name": "outage-test"}}}
     connections.settings[ALIAS] = settings_dict  # Django's connection_created receivers look the alias up
     wrapper = connections[ALIAS]
     assert isinstance(wrapper, dbbackend.DatabaseWrapper)
@@ -64,23 +64,42 @@ def _backend_pid(wrapper) -> int:
         return cursor.fetchone()[0]
 
 
-def test_while_the_pool_cannot_connect_a_request_connects_around_it_and_sends_the_next_back(pooled_wrapper):
+def test_while_the_pool_cannot_connect_a_request_connects_around_it_and_a_new_pool_takes_over(pooled_wrapper):
     pool = pooled_wrapper.process_pool
     pooled_wrapper.connect()
     assert pooled_wrapper.connection._pool is pool and pooled_wrapper.pool is pool  # borrowed
     pooled_pid = _backend_pid(pooled_wrapper)
     pooled_wrapper.close()
-    assert pool.get_stats()["pool_available"] >= 1, "returned to the pool, not closed"
+    assert pool.get_stats()["pool_available"] == 1, "returned to the pool, not closed"
 
-    pool.connection_class.unreachable = True  # as after a failed attempt of the pool (the server was down)
+    # As after a failed attempt of the pool (the server was down), with no idle connection left to lend.
+    pool.connection_class.unreachable = True
+    idle = pool.getconn()
+    started = time.monotonic()
     pooled_wrapper.connect()
+    assert time.monotonic() - started < 2, "no wait for the pool's 5 s timeout"
     assert pooled_wrapper.around_pool and pooled_wrapper.pool is None
     assert getattr(pooled_wrapper.connection, "_pool", None) is None
     assert _backend_pid(pooled_wrapper) != pooled_pid, "a connection of its own"
-    assert pool.connection_class.unreachable is False, "the server answered: the next requests borrow again"
+    assert pool.closed, "the server answered: the pool stuck in its reconnect backoff is replaced"
+    fresh = pooled_wrapper.process_pool
+    assert fresh is not pool and not fresh.connection_class.unreachable
     around = pooled_wrapper.connection
     pooled_wrapper.close()
-    assert around.closed, "closed, not handed to the pool it never came from"
+    assert around.closed, "closed, not handed to a pool it never came from"
+    assert not pooled_wrapper.around_pool
+    pool.putconn(idle)  # lent out before the replacement: a closed pool closes what it gets back
+    assert idle.closed
 
     pooled_wrapper.connect()
+    assert not pooled_wrapper.around_pool and pooled_wrapper.connection._pool is fresh
+
+
+def test_an_idle_pooled_connection_is_still_lent_while_the_pool_cannot_add_one(pooled_wrapper):
+    pool = pooled_wrapper.process_pool
+    pool.open()
+    pool.wait(timeout=10)  # its one connection is there
+    pool.connection_class.unreachable = True  # e.g. "too many clients" when it tried to grow
+    pooled_wrapper.connect()
     assert not pooled_wrapper.around_pool and pooled_wrapper.connection._pool is pool
+    assert not pool.closed

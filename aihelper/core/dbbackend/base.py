@@ -10,24 +10,24 @@ itself, in its own threads; they go through ``PooledConnection.connect`` below, 
 attaches to and restarts the embedded server exactly like an unpooled one.
 
 Through an outage the pool alone would make every request wait ``DB_POOL_TIMEOUT`` for its 503, and after the
-server is back it would reconnect at its own backoff (seconds to minutes). So a request borrows in short waits,
-and once the pool's last attempt to connect has failed it connects around the pool, like an unpooled request:
-a 503 at once while the server is down, an answer at once when it is back (which also sends the requests after
-it to the pool again, whose new connections are then made at once).
+server is back it would reconnect at its own backoff (seconds to minutes). So once the pool's last attempt to
+connect has failed, a request connects around the pool, like an unpooled request: a 503 at once while the server
+is down; when it is back, that request is answered and a new pool replaces the old one, whose connections are made
+at once. Requests already waiting in the pool when the server went away wait its timeout for their 503.
 """
 
-import time
+import threading
 from pathlib import Path
 
 from django.db.backends.postgresql import base
 from django.utils.asyncio import async_unsafe
 from psycopg import IsolationLevel
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from aihelper.core.embedded_db import EmbeddedDatabaseError, ensure_server, restart_if_down
 
-# How long a request waits for a pooled connection before it looks again whether the pool can connect at all.
-BORROW_SLICE_SECONDS = 0.2
+# While the pool cannot connect, a request takes an idle pooled connection if there is one, without waiting.
+NO_WAIT_SECONDS = 0.001
 
 
 def _embedded_connect(settings_dict: dict, connect):
@@ -48,13 +48,13 @@ def _embedded_connect(settings_dict: dict, connect):
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    # This thread's connection was opened around the pool (the pool could not connect): Django then treats it
-    # as unpooled (``pool`` is None for it: configured on connect, closed rather than returned).
+    # The current connection of this wrapper was opened around the pool (the pool could not connect): Django
+    # then treats it as unpooled (``pool`` is None for it: configured on connect, closed rather than returned).
     around_pool = False
 
     @property
     def process_pool(self):
-        """This process's pool (DB_POOL_MAX_SIZE > 0), whatever this thread's connection is; else None."""
+        """This process's pool (DB_POOL_MAX_SIZE > 0), whatever this wrapper's connection is; else None."""
         options = self.settings_dict["OPTIONS"].get("pool")
         created = bool(options) and self.alias not in self._connection_pools
         if created:
@@ -66,6 +66,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self):
         return None if self.around_pool else self.process_pool
+
+    def close_pool(self):
+        pool = self.process_pool
+        if pool is not None:
+            pool.close()
+            self._connection_pools.pop(self.alias, None)
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self.around_pool = False
 
     @async_unsafe
     def get_new_connection(self, conn_params):
@@ -83,9 +95,19 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.around_pool = True
         connection = self._unpooled_connection(conn_params)
         if pool is not None:
-            # The server answers again: the next requests borrow, and the pool makes its connections at once.
-            pool.connection_class.unreachable = False
+            self._pool_replace(pool)
         return connection
+
+    def _pool_replace(self, broken):
+        """The server answers again while ``broken`` (the pool) still waits out its reconnect backoff (it grows to
+        minutes, and until then it lends nothing): a new pool replaces it, whose connections are made at once.
+        Connections of the old one still lent out are closed when handed back (Django returns a connection to the
+        pool it came from, and a closed pool closes what it gets)."""
+        with _POOL_REPLACE_LOCK:
+            if self._connection_pools.get(self.alias) is broken:
+                self._connection_pools.pop(self.alias)
+                broken.close(timeout=0)
+        self.process_pool.open(wait=False)
 
     def _unpooled_connection(self, conn_params):
         if not self.settings_dict.get("EMBEDDED_PGDATA"):
@@ -94,19 +116,26 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return _embedded_connect(self.settings_dict, lambda **server: connect({**conn_params, **server}))
 
 
+_POOL_REPLACE_LOCK = threading.Lock()
+
+
 def _borrow(pool):
-    """A connection from ``pool`` within its timeout (PoolTimeout after it), or None as soon as the pool's last
-    attempt to connect failed (the server is down or was just restarted)."""
+    """A connection from ``pool`` (PoolTimeout after its timeout: every connection lent out), or None when the
+    pool cannot connect: its last attempt failed (the server is down or was restarted), or it was closed (replaced
+    by another request). An idle connection is still taken then (a failed attempt to add one more, e.g. "too many
+    clients", does not send the requests that idle connections can serve around the pool)."""
     pool.open()
-    deadline = time.monotonic() + pool.timeout
-    while not pool.connection_class.unreachable:
-        remaining = deadline - time.monotonic()
-        try:
-            return pool.getconn(timeout=max(0.001, min(BORROW_SLICE_SECONDS, remaining)))
-        except PoolTimeout:
-            if time.monotonic() >= deadline:
-                raise
-    return None
+    try:
+        if pool.connection_class.unreachable:
+            return pool.getconn(timeout=NO_WAIT_SECONDS)
+        # One wait in the pool's queue, first come first served.
+        return pool.getconn()
+    except PoolTimeout:
+        if pool.connection_class.unreachable:
+            return None
+        raise
+    except PoolClosed:
+        return None
 
 
 def _pooled_connection_class(settings_dict: dict):
