@@ -303,8 +303,9 @@ LLM_MAX_IN_FLIGHT_PER_USER = env_int("LLM_MAX_IN_FLIGHT_PER_USER", 2, minimum=1)
 LLM_QUEUE_MAX = env_int("LLM_QUEUE_MAX", 32, minimum=0)
 LLM_QUEUE_WAIT_SECONDS = env_float("LLM_QUEUE_WAIT_SECONDS", 0.5, minimum=0.0, maximum=10.0)
 # Answers running their synchronous steps (retrieval, the write) at once, per worker process; the rest wait as
-# coroutines, so pages, clicks and health checks do not queue behind a crowd of chat threads for the CPU.
-CHAT_SYNC_CONCURRENCY = env_int("CHAT_SYNC_CONCURRENCY", 4, minimum=1)
+# coroutines, so pages, clicks and health checks do not queue behind a crowd of chat threads for the CPU and the
+# GIL (2: measured against 1 and 4, docs/benchmarks.md "Session 8").
+CHAT_SYNC_CONCURRENCY = env_int("CHAT_SYNC_CONCURRENCY", 2, minimum=1)
 # GET /metrics (Prometheus) answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
