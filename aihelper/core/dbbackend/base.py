@@ -19,6 +19,7 @@ at once. Requests already waiting in the pool when the server went away wait its
 import threading
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 from django.utils.asyncio import async_unsafe
 from psycopg import IsolationLevel
@@ -88,7 +89,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if borrowed is not None:
                 # Django's own pooled path from here: the isolation level of OPTIONS, if any.
                 level = self.settings_dict["OPTIONS"].get("isolation_level")
-                self.isolation_level = IsolationLevel(level) if level is not None else IsolationLevel.READ_COMMITTED
+                try:
+                    self.isolation_level = IsolationLevel(level if level is not None else IsolationLevel.READ_COMMITTED)
+                except ValueError:
+                    pool.putconn(borrowed)
+                    raise ImproperlyConfigured(f"Invalid transaction isolation level {level} specified.") from None
                 if level is not None:
                     borrowed.isolation_level = self.isolation_level
                 return borrowed
