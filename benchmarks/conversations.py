@@ -122,7 +122,7 @@ def table(ours: Tally, alone: Tally) -> None:
 def oracle_rows(convs: list[dict], user) -> list[dict]:
     """Every later turn searched with the labelled topic in play (the previous gold, as if every earlier turn
     had been answered right): the shift model's inputs, where the message's own best runbook is not in play."""
-    from aihelper.chat.conversation import shift_features
+    from aihelper.chat.conversation import rules_out, shift_features
     from aihelper.chat.retrieval import runbooks_find
     from aihelper.chat.turns import turn_cues
     from runbooks.models import Runbook
@@ -142,8 +142,10 @@ def oracle_rows(convs: list[dict], user) -> list[dict]:
                 top = outcome.results[0] if outcome.results else None
                 if top is not None and top.runbook.slug not in topic:
                     in_play = max(r.confidence for r in outcome.results if r.runbook.slug in topic)
+                    cues = turn_cues(turn["text"])
                     rows.append({"split": conv["split"], "kind": turn["kind"], "right": top.runbook.slug in gold,
-                                 "x": shift_features(cues=turn_cues(turn["text"]), top=top, in_play_best=in_play)})
+                                 "ruled_out": rules_out(cues, top),
+                                 "x": shift_features(cues=cues, top=top, in_play_best=in_play)})
                 topic = gold
     return rows
 
@@ -166,19 +168,24 @@ def fit(convs: list[dict], user, l2: float = 0.01) -> None:
     from aihelper.chat.conversation import SHIFT_FEATURES, SHIFT_FLOOR
 
     rows = oracle_rows(convs, user)
-    train = [row for row in rows if row["split"] == "fit"]
+    # A message that rules out its own best runbook is never a shift to it: the guard decides, the model does not.
+    train = [row for row in rows if row["split"] == "fit" and not row["ruled_out"]]
     weights = logistic_fit(np.array([row["x"] for row in train]), np.array([row["kind"] == "shift" for row in train],
                                                                              dtype=float), l2=l2)
-    print(f"\nshift model, fitted on {len(train)} fit-part turns whose own best runbook is not the topic (L2 {l2}):")
+    ruled = sum(row["ruled_out"] for row in rows)
+    print(f"\n{ruled} turns rule out their own best runbook (decided by the guard, not fitted), shifts among them: "
+          f"{sum(row['ruled_out'] and row['kind'] == 'shift' for row in rows)}")
+    print(f"shift model, fitted on {len(train)} fit-part turns whose own best runbook is not the topic (L2 {l2}):")
     print("  SHIFT_WEIGHTS = (" + ", ".join(f"{w:.2f}" for w in weights) + ")")
     print("  # intercept, " + ", ".join(SHIFT_FEATURES))
 
     def decided(split: str, threshold: float) -> tuple[int, int, int, int]:
         part = [row for row in rows if row["split"] == split]
         probability = [1 / (1 + np.exp(-(weights[0] + np.dot(weights[1:], row["x"])))) for row in part]
-        shifts = [(p >= threshold and row["x"][0] >= SHIFT_FLOOR and row["right"])
+        shifts = [(p >= threshold and row["x"][0] >= SHIFT_FLOOR and not row["ruled_out"] and row["right"])
                   for p, row in zip(probability, part, strict=True) if row["kind"] == "shift"]
-        stays = [p < threshold for p, row in zip(probability, part, strict=True) if row["kind"] != "shift"]
+        stays = [p < threshold or row["ruled_out"] for p, row in zip(probability, part, strict=True)
+                 if row["kind"] != "shift"]
         return sum(shifts), len(shifts), sum(stays), len(stays)
 
     def balanced(counts: tuple[int, int, int, int]) -> float:

@@ -26,14 +26,15 @@ from aihelper.chat.selectors import PastTurn, stored_runbook_id
 from aihelper.chat.turns import RunbookPart, TurnCues, runbook_part, turn_cues
 from audit.details import ConversationTurn, PresentedSolution
 from runbooks.calibration import presentation_strategy
+from runbooks.lexical import title_coverage
 from runbooks.search import SearchConfig, SearchOutcome, SearchResult
 
 CARRY_DECAY = 0.9  # a carried runbook's confidence, per turn since it was shown
 # Fitted on the fit part of benchmarks/data/conversations.jsonl by `benchmarks/conversations.py --fit`
 # (L2 0.01; the holdout part is never used): intercept, then the weights of SHIFT_FEATURES.
 SHIFT_FEATURES = ("new_confidence", "in_play_confidence", "new_problem", "pointing", "asks", "content", "named")
-SHIFT_WEIGHTS = (-2.59, 1.21, -0.25, 2.35, -0.91, 0.09, 2.19, 0.34)
-SHIFT_THRESHOLD = 0.3  # shift when the probability is at least this (best balanced accuracy on the fit part)
+SHIFT_WEIGHTS = (-2.61, 1.29, -0.26, 2.34, -0.95, 0.19, 2.19, 0.34)
+SHIFT_THRESHOLD = 0.4  # shift when the probability is at least this (best balanced accuracy on the fit part)
 SHIFT_FLOOR = 0.2  # a shift's new runbook, and runbooks in play, are shown from here on (as uncertain matches)
 # A guard beside the model: a message whose own best runbook is this sure while the runbooks in play score
 # below SHIFT_SURE_IN_PLAY for it is a new problem unless it asks about "it" (the model, fitted on our hard
@@ -98,8 +99,17 @@ def shift_probability(features: Sequence[float]) -> float:
     return 1.0 / (1.0 + math.exp(-logit))
 
 
+def rules_out(cues: TurnCues, result: SearchResult) -> bool:
+    """The message says this runbook's problem is not the one: its alert name is covered more by the clauses
+    that rule something out ("no crashloop", "nodes are all Ready") than by the rest of the message."""
+    if not cues.ruled_out:
+        return False
+    ruled = title_coverage(result.runbook.name, set(cues.ruled_out))
+    return ruled > 0 and ruled > title_coverage(result.runbook.name, set(cues.affirmed))
+
+
 def _is_shift(*, cues: TurnCues, top: SearchResult | None, in_play_best: float) -> bool:
-    if top is None or top.confidence < SHIFT_FLOOR:
+    if top is None or top.confidence < SHIFT_FLOOR or rules_out(cues, top):
         return False
     if top.confidence >= SHIFT_SURE and in_play_best < SHIFT_SURE_IN_PLAY and not (cues.asks and cues.pointing):
         return True
@@ -124,9 +134,10 @@ def _referenced(
 
 def _carry(
     *, outcome: SearchOutcome, in_play: Sequence[PresentedSolution], age: int, first: str | None,
-    config: SearchConfig,
+    config: SearchConfig, cues: TurnCues,
 ) -> tuple[list[SearchResult], frozenset[str]]:
-    """The runbooks in play (``first`` leading), then anything this message found on its own merits."""
+    """The runbooks in play (``first`` leading), then anything this message found on its own merits (not one
+    whose problem the message rules out)."""
     by_id = {str(result.runbook.pk): result for result in outcome.results}
     kept: list[tuple[float, SearchResult]] = []
     carried: set[str] = set()
@@ -144,7 +155,7 @@ def _carry(
     ids = {str(result.runbook.pk) for result in results}
     results += [
         result for result in outcome.results
-        if str(result.runbook.pk) not in ids and result.confidence >= config.threshold
+        if str(result.runbook.pk) not in ids and result.confidence >= config.threshold and not rules_out(cues, result)
     ]
     return results, frozenset(carried)
 
@@ -168,17 +179,18 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
     in_play = tuple(solution for solution in in_play if solution.id in visible)
     referenced = _referenced(cues, last, visible)
     top = outcome.results[0] if outcome.results else None
-    in_play_best = max((visible[solution.id].confidence for solution in in_play), default=0.0)
     turn = ConversationTurn(kind="follow_up", effective_query=outcome.query)
 
     if referenced is not None:
         turn = replace(turn, kind="reference", referenced_rank=referenced.rank, referenced_step=cues.step)
         focus = referenced
         in_play = (referenced, *(solution for solution in in_play if solution.id != referenced.id))
-    elif in_play and not cues.small_talk and (
-        str(top.runbook.pk) not in {solution.id for solution in in_play}
-        and _is_shift(cues=cues, top=top, in_play_best=in_play_best)
+    elif in_play and not cues.small_talk and top is not None and str(top.runbook.pk) != in_play[0].id and _is_shift(
+        cues=cues, top=top, in_play_best=max(
+            (visible[solution.id].confidence for solution in in_play if solution.id != str(top.runbook.pk)),
+            default=0.0),
     ):
+        # The message's own best runbook is not the one under discussion (it may have been shown below it).
         # The new problem's runbooks; its best one below the threshold is still shown as an uncertain match (the
         # strategy says so) rather than leaving the engineer with the old topic's runbook; the others need the
         # threshold as always.
@@ -204,7 +216,7 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
             turn = replace(turn, kind="continuation")
 
     results, carried = _carry(outcome=outcome, in_play=in_play, age=age if referenced is None else 1,
-                              first=focus.id, config=config)
+                              first=focus.id, config=config, cues=cues)
     lenient = {solution.id for solution in in_play}
     outcome = _reranked(outcome, results[: max(config.max_recommended, 1)], config, lenient=lenient)
     first = outcome.recommended[0].runbook if outcome.recommended else None

@@ -67,6 +67,31 @@ _GENERIC = frozenset(
     about after before if else wrong right way best mitigation mitigate quickest step steps command commands
     run running do doing owner own owns team prod production""".split()
 )
+# Ruling something out: a clause that says a thing is fine ("pods are Running", "logs look clean", "nodes are all
+# Ready") with no word of a problem in it ("Running but not Ready" is a problem), or that a problem is absent ("no
+# crashloop", "no OOM kills"; but "no space left", "no healthy upstream" are problems). Clauses end at punctuation
+# and at "but", "and", "though", "while".
+_CLAUSE_BREAK = re.compile(r"[,.;:!?()]+|\b(?:but|and|though|although|while|whereas|yet|however)\b", re.IGNORECASE)
+_HEALTHY = re.compile(
+    r"\b(?:fine|healthy|normal|clean|running|ready|green|works|working|stable|alive|responding|reachable|"
+    r"available)\b",
+    re.IGNORECASE,
+)
+_PROBLEM_WORD = (
+    r"(?:fail\w*|error\w*|errs|down|crash\w*|flap\w*|stuck|slow\w*|timeouts?|refus\w*|reject\w*|denied|broken|"
+    r"lost|drop\w*|unhealthy|notready|degraded|oom\w*|kill\w*|restart\w*|exception\w*|alerts?|spikes?|evict\w*|"
+    r"throttl\w*|warnings?|panic\w*|leaks?|lag)"
+)
+_PROBLEM = re.compile(
+    rf"\b(?:no|not|never|nothing|none|cannot|can't|isn't|aren't|won't|doesn't|don't|didn't|wasn't|weren't|"
+    rf"stopped|still|keeps?|high|full|missing|red|zero|{_PROBLEM_WORD})\b",
+    re.IGNORECASE,
+)
+_NO_PROBLEM = re.compile(rf"\b(?:no|without)\s+(?:[\w-]+\s+){{0,2}}?{_PROBLEM_WORD}\b", re.IGNORECASE)
+_HEALTH_WORDS = frozenset(
+    "fine healthy normal clean runn running ready green work works working stable alive respond responding "
+    "reachable available succeed no zero all look looks".split()
+)
 _OWNER = re.compile(r"\b(?:who\s+owns|owner|owning\s+team|which\s+team|escalate|on-?call\s+for)\b", re.IGNORECASE)
 SMALL_TALK_MAX_WORDS = 8
 
@@ -83,6 +108,8 @@ class TurnCues:
     asks: bool = False  # starts like a question or a continuation ("how", "can I", "and")
     new_problem: bool = False  # "different issue", "also ...", a pasted "[FIRING" alert
     owner: bool = False  # "who owns this?"
+    ruled_out: frozenset[str] = frozenset()  # terms of the clauses that say a thing is fine ("pods are Running")
+    affirmed: frozenset[str] = frozenset()  # terms of the other clauses
 
     @property
     def references(self) -> bool:
@@ -98,10 +125,28 @@ def _ordinal(word: str) -> int:
     return _ORDINALS.get(word, 1)
 
 
+def _content(text: str) -> frozenset[str]:
+    return frozenset(term for term in lexical_terms(text) if term not in _GENERIC and len(term) > 1)
+
+
+def _ruling_out(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The content terms of the clauses that rule something out, and of the rest."""
+    ruled, affirmed = set(), set()
+    for clause in _CLAUSE_BREAK.split(text):
+        clause = clause or ""
+        terms = _content(clause)
+        if _NO_PROBLEM.search(clause) or (_HEALTHY.search(clause) and not _PROBLEM.search(clause)):
+            ruled |= terms - _HEALTH_WORDS
+        else:
+            affirmed |= terms
+    return frozenset(ruled), frozenset(affirmed)
+
+
 def turn_cues(message: str) -> TurnCues:
     text = " ".join(message.split())
     words = re.findall(r"[\w'-]+", text)
-    terms = frozenset(term for term in lexical_terms(text) if term not in _GENERIC and len(term) > 1)
+    terms = _content(text)
+    ruled_out, affirmed = _ruling_out(text)
     rank = None
     if match := _RANK_WORDS.search(text):
         rank = _ordinal(match.group(1))
@@ -129,6 +174,8 @@ def turn_cues(message: str) -> TurnCues:
         asks=bool(_ASKS_ABOUT.match(text)) or text.endswith("?"),
         new_problem=bool(_NEW_PROBLEM.search(text)),
         owner=bool(_OWNER.search(text)),
+        ruled_out=ruled_out,
+        affirmed=affirmed,
     )
 
 

@@ -156,6 +156,49 @@ def test_audit_log_of_each_turn_records_carried_over_and_the_click_counts_for_th
     assert not clicks.filter(audit_log_id=first["audit_log_id"]).exists()
 
 
+def test_a_detail_that_rules_out_another_problem_keeps_the_runbook_under_discussion(auth_client, demo_library):
+    session = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")["session_id"]
+    # "no OOM kills" matches the OOM-killed runbook best on its own words; the engineer is ruling it out.
+    detail = _ask(auth_client, "the redis pods are running fine, no OOM kills, but evictions keep climbing", session)
+    assert detail["conversation"]["kind"] == "follow_up"
+    assert _first(detail) == REDIS
+    assert "demo/container-oom-killed" not in [solution["slug"] for solution in detail["solutions"]]
+
+
+def test_a_new_problem_shown_second_before_becomes_the_topic(auth_client, user, demo_library):
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get_or_create(name="dba")[0])  # the replication runbook is the DBAs'
+    session = _ask(auth_client, "pg-replica-1 is 6 minutes behind the primary, reads are stale")["session_id"]
+    aside = _ask(auth_client, "a long reporting query runs on the replica, maybe it holds a lock?", session)
+    assert [solution["slug"] for solution in aside["solutions"]][:2] == [
+        "demo/postgres-replication-lag", "demo/postgres-slow-queries-locks"]
+    # The lock runbook was already on screen, second: a new problem about it still moves it first.
+    shift = _ask(auth_client, "replica is back in sync. but now the primary has many sessions waiting on a lock on "
+                              "the payments table", session)
+    assert shift["conversation"]["kind"] == "shift"
+    assert _first(shift) == "demo/postgres-slow-queries-locks"
+    assert "**New topic.**" in shift["answer_markdown"]
+
+
+@pytest.mark.parametrize(
+    ("message", "ruled_out", "affirmed"),
+    [
+        ("worker pods are Running, no crashloop, but the ack rate is zero", {"pod", "worker", "crashloop"},
+         {"ack", "rate", "zero"}),
+        ("kube-proxy logs look clean", {"kube", "proxy", "log"}, set()),
+        # A problem said with a healthy word, or the absence of something that should be there, is no ruling out.
+        ("pods are Running but not Ready", {"pod"}, {"ready"}),
+        ("no space left on device", set(), {"space", "left", "device"}),
+        ("no healthy upstream", set(), {"healthy", "upstream"}),
+        ("zero ready replicas", set(), {"zero", "ready", "replica"}),
+    ],
+)
+def test_turn_cues_read_what_a_message_rules_out(message, ruled_out, affirmed):
+    cues = turn_cues(message)
+    assert set(cues.ruled_out) == ruled_out and set(cues.affirmed) == affirmed
+
+
 @pytest.mark.parametrize(
     ("message", "field", "value"),
     [
