@@ -16,10 +16,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from aihelper.core.rendering import render_markdown
 from runbooks.authoring_access import can_create_runbooks, can_edit_runbook, review_due_at
 from runbooks.bodies import body_without_repeats, split_front_matter
-from runbooks.forms import BODY_MAX_CHARS, RunbookForm, StepRow, step_rows_from_steps
+from runbooks.forms import BODY_MAX_CHARS, RunbookForm, StepRow, stale_version_message, step_rows_from_steps
 from runbooks.models import Runbook
 from runbooks.selectors import visible_runbooks
-from runbooks.services import runbook_save_from_editor
+from runbooks.services import StaleRunbookVersion, runbook_save_from_editor
 
 
 def _markdown_html(body: str, *, steps=(), name: str = ""):
@@ -81,14 +81,19 @@ def _editor(request, runbook: Runbook | None):
             form.is_valid()  # messages by the fields in the preview too; nothing is saved
             preview = _page_preview(form)
         elif form.is_valid():
-            saved = runbook_save_from_editor(
-                slug=form.cleaned_data["slug"],
-                data=form.runbook_data(),
-                owner_group=form.cleaned_data["owner_group"],
-                user=request.user,
-                new=runbook is None,
-            )
-            return redirect(f"{reverse('runbooks:edit', args=[saved.pk])}?saved={saved.version}")
+            try:
+                saved = runbook_save_from_editor(
+                    slug=form.cleaned_data["slug"],
+                    data=form.runbook_data(),
+                    owner_group=form.cleaned_data["owner_group"],
+                    user=request.user,
+                    new=runbook is None,
+                    expected_version=form.cleaned_data.get("version"),
+                )
+            except StaleRunbookVersion as stale:  # another save got in between the form's check and this one
+                form.add_error(None, stale_version_message(stale.current))
+            else:
+                return redirect(f"{reverse('runbooks:edit', args=[saved.pk])}?saved={saved.version}")
         rows = form.step_rows
     else:
         form = RunbookForm(initial=_initial(runbook), runbook=runbook, staff=request.user.is_staff)

@@ -131,6 +131,11 @@ def validate_step_rows(rows: list[StepRow]) -> list[StepRow]:
     return kept
 
 
+def stale_version_message(current: int) -> str:
+    return (f"Someone saved version {current} while you were editing. Your text is kept below: "
+            "compare it with the version history, then save again.")
+
+
 class RunbookForm(forms.Form):
     name = forms.CharField(
         max_length=200,
@@ -211,10 +216,7 @@ class RunbookForm(forms.Form):
         cleaned = super().clean()
         self.step_rows = validate_step_rows(self.step_rows)
         if self.runbook is not None and cleaned.get("version") not in (None, self.runbook.version):
-            raise forms.ValidationError(
-                f"Someone saved version {self.runbook.version} while you were editing. Your text is kept below: "
-                "compare it with the version history, then save again."
-            )
+            raise forms.ValidationError(stale_version_message(self.runbook.version))
         if len(self.step_rows) > MAX_STEPS:
             raise forms.ValidationError(f"A runbook has at most {MAX_STEPS} steps.")
         if any(row.errors for row in self.step_rows):

@@ -93,10 +93,28 @@ def runbook_save_from_admin(*, runbook: Runbook, before: dict | None, changed_by
     return runbook
 
 
+class StaleRunbookVersion(Exception):
+    """The editor's form was opened on an older version than the one stored now."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"runbook is at version {current}")
+        self.current = current
+
+
 @transaction.atomic
-def runbook_save_from_editor(*, slug: str, data: dict, owner_group, user, new: bool) -> Runbook:
+def runbook_save_from_editor(
+    *, slug: str, data: dict, owner_group, user, new: bool, expected_version: int | None = None
+) -> Runbook:
     """Save what the runbook editor sent (runbooks/authoring.py): a version when something versioned
-    changed, re-embedded on commit. Saving in the editor counts as the owners' review."""
+    changed, re-embedded on commit. Saving in the editor counts as the owners' review.
+
+    ``expected_version``: the version the form was opened on. It is compared with the row locked for this
+    save, so of two editors saving the same version at once the second gets StaleRunbookVersion instead of
+    silently overwriting the first (the form's own check reads the row before either has saved)."""
+    if not new and expected_version is not None:
+        current = Runbook.objects.select_for_update().filter(slug=slug).values_list("version", flat=True).first()
+        if current is not None and current != expected_version:
+            raise StaleRunbookVersion(current)
     data = {**data, "owner_group": owner_group, "reviewed_at": timezone.now()}
     if new:
         data["origin"] = RunbookOrigin.ADMIN

@@ -2,14 +2,16 @@
 lost, front matter read into fields, the live preview through the sanitising renderer, review due."""
 
 import datetime
+import threading
 
 import pytest
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from runbooks.authoring_access import review_due
 from runbooks.models import Runbook, RunbookVersion
-from runbooks.services import runbook_upsert
+from runbooks.services import StaleRunbookVersion, runbook_save_from_editor, runbook_upsert
 from tests.factories import GroupFactory
 from tests.runbooks.factories import RunbookFactory
 
@@ -123,6 +125,36 @@ def test_a_stale_form_is_not_saved_over_a_newer_version(client, staff_user):
     assert response.status_code == 400
     assert "Someone saved version 2 while you were editing" in response.content.decode()
     assert Runbook.objects.get(pk=runbook.pk).description == "newer"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_editors_saving_the_same_version_at_once_the_second_is_refused(staff_user):
+    """Both forms were opened on version 1 and both passed the form's check; the first save holds the row while
+    the second arrives. The second must not overwrite the first: it is refused with the version now stored."""
+    runbook_upsert(slug="node/diskfull", data={"name": "DiskFull", "steps": []})
+    saved_first, release = threading.Event(), threading.Event()
+
+    def first_editor():
+        try:
+            with transaction.atomic():
+                runbook_save_from_editor(slug="node/diskfull", data={"description": "first"}, owner_group=None,
+                                         user=staff_user, new=False, expected_version=1)
+                saved_first.set()
+                release.wait(10)  # still in its transaction: the row stays locked
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_editor)
+    thread.start()
+    assert saved_first.wait(10)
+    threading.Timer(0.5, release.set).start()  # the first commits while the second waits for the row
+    with pytest.raises(StaleRunbookVersion) as refused:
+        runbook_save_from_editor(slug="node/diskfull", data={"description": "second"}, owner_group=None,
+                                 user=staff_user, new=False, expected_version=1)
+    thread.join(10)
+    assert refused.value.current == 2
+    stored = Runbook.objects.get(slug="node/diskfull")
+    assert (stored.description, stored.version) == ("first", 2)
 
 
 def test_page_preview_shows_the_page_and_saves_nothing(client, staff_user):
