@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from aihelper.chat.services.retention import chat_text_blank_before
+from alerts.retention import alert_payloads_blank_before
 from audit.services.retention import audit_logs_text_blank_before
 from runbooks.executions import execution_notes_blank_before
 
@@ -17,6 +18,7 @@ class RetentionReport:
     audit_log_texts: int
     audit_log_json_texts: int
     execution_notes: int
+    alert_payloads: int
 
     def rows(self) -> list[tuple[str, int]]:
         return [
@@ -25,6 +27,7 @@ class RetentionReport:
             ("audit log queries and answers", self.audit_log_texts),
             ("audit log feedback comments / page context", self.audit_log_json_texts),
             ("execution notes", self.execution_notes),
+            ("alert webhook bodies as received", self.alert_payloads),
         ]
 
 
@@ -37,4 +40,5 @@ def retention_apply(*, cutoff: dt.datetime) -> RetentionReport:
         audit_log_texts=audit.texts,
         audit_log_json_texts=audit.json_texts,
         execution_notes=execution_notes_blank_before(cutoff=cutoff),
+        alert_payloads=alert_payloads_blank_before(cutoff=cutoff),
     )

@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Blank engineers' text older than the retention period (MESSAGE_RETENTION_DAYS, default 90): chat "
         "messages, session titles, audit log queries and answers, feedback comments, page context, execution "
-        "notes. Counts, ranks and clicks stay. Safe to run again; run it daily."
+        "notes, and the alert webhook bodies kept as received. Counts, ranks and clicks stay. Safe to run "
+        "again; run it daily."
     )
 
     def add_arguments(self, parser):
