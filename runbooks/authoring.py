@@ -91,7 +91,9 @@ def _editor(request, runbook: Runbook | None):
                     expected_version=form.cleaned_data.get("version"),
                 )
             except StaleRunbookVersion as stale:  # another save got in between the form's check and this one
+                form.now_at_version(stale.current)
                 form.add_error(None, stale_version_message(stale.current))
+                runbook.refresh_from_db()
             else:
                 return redirect(f"{reverse('runbooks:edit', args=[saved.pk])}?saved={saved.version}")
         rows = form.step_rows

@@ -197,6 +197,12 @@ class RunbookForm(forms.Form):
         self.step_rows: list[StepRow] = step_rows_from_post(self.data) if self.is_bound else []
         self.front_matter_keys: list[str] = []
 
+    def now_at_version(self, current: int) -> None:
+        """After a refused stale save the page carries the stored version: the engineer compares, and a
+        deliberate second save goes through (instead of being refused again for the version they already saw)."""
+        self.data = self.data.copy()
+        self.data["version"] = str(current)
+
     def clean_slug(self) -> str:
         if self.runbook is not None:
             return self.runbook.slug
@@ -216,6 +222,7 @@ class RunbookForm(forms.Form):
         cleaned = super().clean()
         self.step_rows = validate_step_rows(self.step_rows)
         if self.runbook is not None and cleaned.get("version") not in (None, self.runbook.version):
+            self.now_at_version(self.runbook.version)
             raise forms.ValidationError(stale_version_message(self.runbook.version))
         if len(self.step_rows) > MAX_STEPS:
             raise forms.ValidationError(f"A runbook has at most {MAX_STEPS} steps.")

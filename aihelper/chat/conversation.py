@@ -136,14 +136,16 @@ def _carry(
     *, outcome: SearchOutcome, in_play: Sequence[PresentedSolution], age: int, first: str | None,
     config: SearchConfig, cues: TurnCues,
 ) -> tuple[list[SearchResult], frozenset[str]]:
-    """The runbooks in play (``first`` leading), then anything this message found on its own merits (not one
-    whose problem the message rules out)."""
+    """The runbooks in play (``first`` leading), then anything this message found on its own merits; besides
+    ``first``, none whose problem the message rules out."""
     by_id = {str(result.runbook.pk): result for result in outcome.results}
     kept: list[tuple[float, SearchResult]] = []
     carried: set[str] = set()
     for solution in in_play:
         result = by_id.get(solution.id)
         if result is None:  # the user may no longer see it: it leaves the conversation
+            continue
+        if solution.id != first and rules_out(cues, result):  # "no crashloop": not that one, then
             continue
         remembered = solution.confidence * CARRY_DECAY**age
         if remembered > result.confidence:

@@ -70,17 +70,23 @@ _GENERIC = frozenset(
 # Ruling something out: a clause that says a thing is fine ("pods are Running", "logs look clean", "nodes are all
 # Ready") with no word of a problem in it ("Running but not Ready" is a problem), or that a problem is absent ("no
 # crashloop", "no OOM kills"; but "no space left", "no healthy upstream" are problems). Clauses end at punctuation
-# and at "but", "and", "though", "while".
-_CLAUSE_BREAK = re.compile(r"[,.;:!?()]+|\b(?:but|and|though|although|while|whereas|yet|however)\b", re.IGNORECASE)
+# and at "but", "and", "though", "while", "except".
+_CLAUSE_BREAK = re.compile(
+    r"[,.;:!?()]+|\b(?:but|and|though|although|while|whereas|yet|however|except|besides|unless|apart from|"
+    r"other than)\b",
+    re.IGNORECASE,
+)
 _HEALTHY = re.compile(
-    r"\b(?:fine|healthy|normal|clean|running|ready|green|works|working|stable|alive|responding|reachable|"
-    r"available)\b",
+    r"\b(?:fine|healthy|normal|clean|ready|green|works|working|stable|alive|responding|reachable)\b"
+    # "Running" as a state ("pods are Running", "all Running"), not the verb ("running out of memory").
+    r"|\b(?:is|are|'re|was|were|all|still|now|back)\s+(?:all\s+|still\s+)?running\b(?!\s+(?:out|low|dry|for|over|"
+    r"behind|hot|slow|forever|at))",
     re.IGNORECASE,
 )
 _PROBLEM_WORD = (
     r"(?:fail\w*|error\w*|errs|down|crash\w*|flap\w*|stuck|slow\w*|timeouts?|refus\w*|reject\w*|denied|broken|"
     r"lost|drop\w*|unhealthy|notready|degraded|oom\w*|kill\w*|restart\w*|exception\w*|alerts?|spikes?|evict\w*|"
-    r"throttl\w*|warnings?|panic\w*|leaks?|lag)"
+    r"throttl\w*|warnings?|panic\w*|leaks?|lag|pressure|pending|exhaust\w*|expir\w*|unreachable|low|dry|forever)"
 )
 _PROBLEM = re.compile(
     rf"\b(?:no|not|never|nothing|none|cannot|can't|isn't|aren't|won't|doesn't|don't|didn't|wasn't|weren't|"

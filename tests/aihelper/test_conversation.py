@@ -192,6 +192,11 @@ def test_a_new_problem_shown_second_before_becomes_the_topic(auth_client, user, 
         ("no space left on device", set(), {"space", "left", "device"}),
         ("no healthy upstream", set(), {"healthy", "upstream"}),
         ("zero ready replicas", set(), {"zero", "ready", "replica"}),
+        ("everything is fine except the api returns 500", {"everyth"}, {"api", "return", "500"}),
+        # "Running" the verb is no state: these are problems.
+        ("pods running out of memory", set(), {"pod", "runn", "memory"}),
+        ("disk space running low", set(), {"disk", "space", "runn", "low"}),
+        ("disk pressure on ready nodes", set(), {"disk", "press", "ready", "nod"}),
     ],
 )
 def test_turn_cues_read_what_a_message_rules_out(message, ruled_out, affirmed):

@@ -2,6 +2,7 @@
 lost, front matter read into fields, the live preview through the sanitising renderer, review due."""
 
 import datetime
+import re
 import threading
 
 import pytest
@@ -125,6 +126,13 @@ def test_a_stale_form_is_not_saved_over_a_newer_version(client, staff_user):
     assert response.status_code == 400
     assert "Someone saved version 2 while you were editing" in response.content.decode()
     assert Runbook.objects.get(pk=runbook.pk).description == "newer"
+    # The page now carries version 2 with the text kept: having compared, saving again goes through.
+    carried = re.search(r'name="version" value="(\d+)"', response.content.decode())
+    assert carried and carried.group(1) == "2"
+    again = client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(version=carried.group(1)))
+    assert again.status_code == 302
+    assert (Runbook.objects.get(pk=runbook.pk).description, Runbook.objects.get(pk=runbook.pk).version) == (
+        "The disk is full.", 3)
 
 
 @pytest.mark.django_db(transaction=True)
