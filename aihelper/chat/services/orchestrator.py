@@ -49,6 +49,7 @@ from analytics.services.experiments import experiment_assignment_for
 from audit.details import ActionDetails, ConversationTurn, PresentedSolution, RetrievalSummary
 from audit.models import AuditLog, EventSource
 from audit.services.store import audit_log_create
+from runbooks.embeddings import query_embedding_prefetch
 from runbooks.search import SearchConfig, SearchOutcome
 
 logger = logging.getLogger(__name__)
@@ -254,10 +255,17 @@ async def _answer_events(
     # queue (LLM_QUEUE_WAIT_SECONDS) overlaps the retrieval instead of adding to the busy answer's time.
     reservation = llm_gate.reserve(user_key=user.pk)
     try:
+        # The message's query vector first, outside the step gate: the questions a worker gets at the same
+        # moment share one model run (runbooks.embeddings.QueryBatcher); the search then finds it cached.
+        started = time.perf_counter()
+        max_chars = (search_config or SearchConfig.from_settings()).max_query_chars
+        await query_embedding_prefetch(question.message.strip()[:max_chars])
+        embedded_ms = _ms(started)
         prepared = await sync_step(
             _prepare, priority=lambda: HOLDING if reservation.granted else BUSY if reservation.busy else STARTING,
             user=user, question=question, search_config=search_config, asked=time.perf_counter(),
         )
+        prepared.timings["embedded"] = embedded_ms
     except BaseException:
         await asyncio.shield(reservation.cancel())
         raise
