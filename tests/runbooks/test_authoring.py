@@ -165,6 +165,40 @@ def test_of_two_editors_saving_the_same_version_at_once_the_second_is_refused(st
     assert (stored.description, stored.version) == ("first", 2)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_editor_page_refuses_a_save_that_lost_the_race_and_keeps_what_was_typed(client, staff_user):
+    """Through the page: the form is checked against version 1 (the other save has not committed yet), then the
+    save waits for the row and finds version 2. The engineer gets the page back, not a 500 and not a silent
+    overwrite: the message, the text typed, and version 2 to compare against."""
+    runbook, _ = runbook_upsert(slug="node/diskfull", data={"name": "DiskFull", "steps": []})
+    saved_first, release = threading.Event(), threading.Event()
+
+    def other_editor():
+        try:
+            with transaction.atomic():
+                runbook_save_from_editor(slug="node/diskfull", data={"description": "theirs"}, owner_group=None,
+                                         user=staff_user, new=False, expected_version=1)
+                saved_first.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_editor)
+    thread.start()
+    assert saved_first.wait(10)
+    threading.Timer(0.5, release.set).start()
+    client.force_login(staff_user)
+    response = client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(version=1, description="mine"))
+    thread.join(10)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Someone saved version 2 while you were editing" in page
+    assert "mine" in page  # what the engineer typed is still in the form
+    assert re.search(r'name="version" value="2"', page)
+    stored = Runbook.objects.get(pk=runbook.pk)
+    assert (stored.description, stored.version) == ("theirs", 2)
+
+
 def test_page_preview_shows_the_page_and_saves_nothing(client, staff_user):
     client.force_login(staff_user)
     response = client.post(NEW, _post(preview="page"))
