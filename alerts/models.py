@@ -85,7 +85,7 @@ class AlertNotification(models.Model):
         db_table = "alert_notifications"
         indexes = [
             models.Index(name="alert_notif_group_received", fields=["group", "-received_at"]),
-            # Retention (alerts.retention) finds the bodies older than its cutoff without reading the table.
+            # Retention (alerts.retention) reads only the rows older than its cutoff (an index range), not the table.
             models.Index(name="alert_notif_received", fields=["received_at"]),
         ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 MINILM_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -194,7 +197,7 @@ class MiniLMEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         """Query vectors, the ones not cached computed in one model run: on this CPU one run of eight short
-        queries costs about a third per query of eight runs of one (docs/benchmarks.md, issue 17)."""
+        queries costs about 40 % per query of eight runs of one (docs/benchmarks.md, issue 17)."""
         found: dict[str, list[float]] = {}
         with self._cache_lock:
             for text in texts:
@@ -246,7 +249,7 @@ class QueryBatcher:
     """
 
     def __init__(self, embedder: Embedder, *, max_batch: int) -> None:
-        self._embedder = embedder
+        self.embedder = embedder
         self._max_batch = max_batch
         self._pending: dict[str, list[asyncio.Future]] = {}
         self._drainer: asyncio.Task | None = None
@@ -258,28 +261,52 @@ class QueryBatcher:
         self._pending.setdefault(text, []).append(future)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
+            self._drainer.add_done_callback(self._drained)
         return await future
 
+    def _drained(self, task: asyncio.Task) -> None:
+        """A drainer cancelled before its first step never runs its ``finally``: its askers are failed here."""
+        _fail(self._pending, EmbeddingError("the query embedding was stopped"))
+        self._pending = {}
+        if self._drainer is task:
+            self._drainer = None
+
     async def _drain(self) -> None:
-        while self._pending:
-            texts = list(self._pending)[: self._max_batch]
-            batch = {text: self._pending.pop(text) for text in texts}
-            texts = [text for text, futures in batch.items() if any(not future.done() for future in futures)]
-            if not texts:
-                continue  # every asker went away (cancelled): nothing to compute
-            self.runs += 1
-            try:
-                vectors = await asyncio.to_thread(self._embedder.embed_queries, texts)
-            except Exception as exc:  # noqa: BLE001 - handed to every asker; EmbeddingError for a model failure
-                for futures in batch.values():
+        batch: dict[str, list[asyncio.Future]] = {}
+        try:
+            while self._pending:
+                texts = list(self._pending)[: self._max_batch]
+                batch = {text: self._pending.pop(text) for text in texts}
+                texts = [text for text, futures in batch.items() if any(not future.done() for future in futures)]
+                if not texts:
+                    continue  # every asker went away (cancelled): nothing to compute
+                self.runs += 1
+                try:
+                    vectors = await asyncio.to_thread(self.embedder.embed_queries, texts)
+                    found = dict(zip(texts, vectors, strict=True))
+                except Exception as exc:  # noqa: BLE001 - handed to every asker; EmbeddingError for a model failure
+                    _fail(batch, exc)
+                    continue
+                for text, futures in batch.items():
                     for future in futures:
-                        if not future.done():
-                            future.set_exception(exc)
-                continue
-            for text, vector in zip(texts, vectors, strict=True):
-                for future in batch[text]:
-                    if not future.done():
-                        future.set_result(vector)
+                        if not future.done() and text in found:
+                            future.set_result(found[text])
+        finally:
+            # Stopped (the loop shutting down cancels this task): nobody may wait for a run that will not come.
+            stopped = EmbeddingError("the query embedding was stopped")
+            _fail(batch, stopped)
+            _fail(self._pending, stopped)
+            self._pending = {}
+            # The finished task refers to its loop: kept here, it would keep the loop (the key of ``_batchers``)
+            # alive for ever in synchronous callers, which run an event loop per answer.
+            self._drainer = None
+
+
+def _fail(batch: dict[str, list[asyncio.Future]], exc: BaseException) -> None:
+    for futures in batch.values():
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)
 
 
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -287,16 +314,20 @@ _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 async def query_embedding_prefetch(text: str) -> bool:
     """Compute ``text``'s query vector into the cache with the other questions of this event loop (QueryBatcher);
-    True when it is there. Never raises for the model: the search then embeds (or degrades) as without it."""
-    embedder = get_embedder()
-    if not text or embedder is None or not embedder.caches_queries or embedder.is_cached(text):
-        return embedder is not None and embedder.is_cached(text)
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = QueryBatcher(embedder, max_batch=settings.EMBEDDING_QUERY_BATCH)
+    True when it is there. Never raises: it only saves the search a model run, which then embeds (or degrades to
+    keyword search) as without it."""
     try:
+        embedder = get_embedder()
+        if not text or embedder is None or not embedder.caches_queries:
+            return False
+        if embedder.is_cached(text):
+            return True
+        loop = asyncio.get_running_loop()
+        batcher = _batchers.get(loop)
+        if batcher is None or batcher.embedder is not embedder:
+            batcher = _batchers[loop] = QueryBatcher(embedder, max_batch=settings.EMBEDDING_QUERY_BATCH)
         await batcher.embed(text)
-    except EmbeddingError:
+    except Exception as exc:  # noqa: BLE001 - EmbeddingError, or anything else an embedder raises
+        logger.warning("query embedding before the search failed: %s", exc)
         return False
     return True

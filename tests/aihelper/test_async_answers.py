@@ -195,3 +195,27 @@ def test_an_answer_hands_its_database_connection_back_before_waiting_its_turn(us
         return held
 
     assert async_to_sync(scenario)() is False
+
+
+def test_the_query_vector_computed_before_the_search_is_the_one_the_search_uses(
+    user, library, recommend_all, offline, monkeypatch
+):
+    """The answer embeds the engineer's message once (before its retrieval step, runbooks.embeddings.QueryBatcher)
+    and the search finds that vector: one model run per question, the right runbook found with it."""
+    from runbooks import embeddings
+
+    runs: list[list[str]] = []
+
+    class Counting(embeddings.MiniLMEmbedder):
+        def _encode(self, texts):
+            runs.append(list(texts))
+            return super()._encode(texts)
+
+    counting = Counting(cache_size=16)
+    counting._model = embeddings.get_embedder().model
+    monkeypatch.setattr(embeddings, "_embedder", counting)
+    message = "  node disk is full, pods evicted on worker-3  "
+    answer = _events(user=user, message=message)[-1]
+    assert runs == [[message.strip()]]
+    assert "NodeDiskFull" in [solution.title for solution in answer.solutions]
+    assert AuditLog.objects.get(pk=answer.audit_log.pk).degraded is False

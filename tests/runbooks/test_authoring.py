@@ -166,7 +166,7 @@ def test_of_two_editors_saving_the_same_version_at_once_the_second_is_refused(st
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_editor_page_refuses_a_save_that_lost_the_race_and_keeps_what_was_typed(client, staff_user):
+def test_the_editor_page_refuses_a_save_that_lost_the_race_and_keeps_what_was_typed(client, staff_user, monkeypatch):
     """Through the page: the form is checked against version 1 (the other save has not committed yet), then the
     save waits for the row and finds version 2. The engineer gets the page back, not a 500 and not a silent
     overwrite: the message, the text typed, and version 2 to compare against."""
@@ -183,13 +183,27 @@ def test_the_editor_page_refuses_a_save_that_lost_the_race_and_keeps_what_was_ty
         finally:
             connection.close()
 
+    refused = []
+
+    def page_save(**kwargs):
+        # Reached only after the page's form check passed on version 1; the other editor commits while this save
+        # waits for the row.
+        threading.Timer(0.5, release.set).start()
+        try:
+            return runbook_save_from_editor(**kwargs)
+        except StaleRunbookVersion as exc:
+            refused.append(exc.current)
+            raise
+
+    monkeypatch.setattr("runbooks.authoring.runbook_save_from_editor", page_save)
     thread = threading.Thread(target=other_editor)
     thread.start()
     assert saved_first.wait(10)
-    threading.Timer(0.5, release.set).start()
     client.force_login(staff_user)
     response = client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(version=1, description="mine"))
+    release.set()
     thread.join(10)
+    assert refused == [2]  # the save itself refused it (not the form's earlier check)
     assert response.status_code == 400
     page = response.content.decode()
     assert "Someone saved version 2 while you were editing" in page

@@ -175,3 +175,48 @@ def test_documents_and_questions_embedded_at_the_same_moment_in_threads_all_succ
     alone._model = shared_model
     for text in questions[:6]:
         assert np.allclose(results[text], alone.embed_query(text), atol=1e-5)
+
+
+def test_a_finished_event_loop_is_not_kept_alive_by_its_batcher(monkeypatch, shared_model):
+    """Synchronous callers (commands, benchmarks, the test client) run an event loop per answer: the batcher of
+    a finished loop must not keep it (and itself) in memory."""
+    import gc
+    import weakref
+
+    cached = MiniLMEmbedder(cache_size=8)
+    cached._model = shared_model
+    monkeypatch.setattr(embeddings, "_embedder", cached)
+    loops = []
+
+    async def ask(text):
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return await embeddings.query_embedding_prefetch(text)
+
+    assert asyncio.run(ask("etcd has no leader")) is True
+    assert asyncio.run(ask("etcd member down")) is True
+    gc.collect()
+    assert [loop() for loop in loops] == [None, None]
+    assert len(embeddings._batchers) == 0
+
+
+@pytest.mark.parametrize("when", ["before it started", "while the model runs"])
+def test_a_stopped_run_fails_its_askers_instead_of_leaving_them_waiting(shared_model, when):
+    """The event loop shutting down cancels the batcher's task: whoever waits for its vector gets an
+    EmbeddingError (the search then embeds or degrades as without the batcher), never a wait without end."""
+    batched = _CountingEmbedder()
+    batched._model = shared_model
+    batcher = QueryBatcher(batched, max_batch=16)
+
+    async def stop():
+        waiting = asyncio.create_task(batcher.embed(QUESTIONS[0]))
+        await asyncio.sleep(0)  # the asker has queued its question and created the run's task
+        if when == "while the model runs":
+            while not batched.run_sizes:
+                await asyncio.sleep(0.001)
+        batcher._drainer.cancel()
+        with pytest.raises(EmbeddingError, match="stopped"):
+            await asyncio.wait_for(waiting, timeout=30)
+        await asyncio.sleep(0)
+        assert batcher._drainer is None
+
+    asyncio.run(stop())

@@ -153,7 +153,9 @@ def embedder_cannot_load(library, monkeypatch):
 def embedder_cannot_encode(library, monkeypatch):
     from runbooks import embeddings
 
-    embedder = embeddings.MiniLMEmbedder(cache_size=0)
+    # A caching embedder, as in production: the answer's query embedding before the search fails first (and is
+    # only logged), then the search's own, which degrades the answer to keyword search.
+    embedder = embeddings.MiniLMEmbedder(cache_size=8)
     embedder._model = _BrokenModel()
     monkeypatch.setattr(embeddings, "_embedder", embedder)
     return "failed to encode"

@@ -104,6 +104,11 @@ class _Question:
     message: str
     redactions: tuple[str, ...]
     page_context: dict
+    # The search settings of this answer: an explicit config (tests, benchmarks) wins; otherwise the user's
+    # experiment variant applies. Decided here so the query embedding before the search clips the same text.
+    config: SearchConfig
+    experiment: str = ""
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,9 @@ class _LLMResult:
     degraded_reason: str  # metrics label: "" | "llm_error" | "busy"
 
 
-def _question(*, user, message: str, session_id, page_context: dict | None) -> _Question:
+def _question(
+    *, user, message: str, session_id, page_context: dict | None, search_config: SearchConfig | None
+) -> _Question:
     session = None
     if session_id:
         try:
@@ -139,12 +146,15 @@ def _question(*, user, message: str, session_id, page_context: dict | None) -> _
     # The edge: nothing after this line sees the secrets an engineer pasted (docs/security.md).
     redacted = redact(message.strip())
     context, context_kinds = redact_json(page_context or {})
+    assignment = experiment_assignment_for(user=user) if search_config is None else None
+    config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
     # The connection this request used so far (its authentication, the session) goes back before the answer
     # waits for its turn at the synchronous steps, which can take seconds under load: with the pool, waiting
     # answers holding connections would leave none for a click or a page.
     db_connections_release()
     return _Question(session=session, message=redacted.text, redactions=redacted.kinds + context_kinds,
-                     page_context=context)
+                     page_context=context, config=config, experiment=assignment.experiment if assignment else "",
+                     variant=assignment.variant if assignment else "")
 
 
 async def achat_answer_stream(
@@ -160,14 +170,13 @@ async def achat_answer_stream(
     """Check the session now (raises SessionNotFound), then return the events of the answer:
     text deltas, possibly one reset, and finally the recorded ``ChatAnswer``."""
     question = await sync_to_async(_question)(
-        user=user, message=message, session_id=session_id, page_context=page_context
+        user=user, message=message, session_id=session_id, page_context=page_context, search_config=search_config
     )
     return _answer_events(
         user=user,
         question=question,
         source=source,
         provider=provider or llm_provider_get(),
-        search_config=search_config,
     )
 
 
@@ -200,13 +209,11 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _prepare(*, user, question: _Question, search_config: SearchConfig | None, asked: float) -> _Prepared:
+def _prepare(*, user, question: _Question, asked: float) -> _Prepared:
     started = time.perf_counter()
     # How long the step waited for its turn (sync_steps.StepGate): queueing under load, in the answer's log line.
     timings: dict = {"queued": round((started - asked) * 1000, 2)}
-    # An explicit config (tests, benchmarks) wins; otherwise the user's experiment variant applies.
-    assignment = experiment_assignment_for(user=user) if search_config is None else None
-    config = search_config or SearchConfig.from_settings(**(assignment.overrides if assignment else {}))
+    config = question.config
     search = conversation_search(
         message=question.message, user=user, config=config, past=conversation_past_turns(session=question.session)
     )
@@ -227,7 +234,7 @@ def _prepare(*, user, question: _Question, search_config: SearchConfig | None, a
     db_connections_release()
     return _Prepared(
         search=search, solutions=solutions, prompt=prompt, timings=timings,
-        experiment=assignment.experiment if assignment else "", variant=assignment.variant if assignment else "",
+        experiment=question.experiment, variant=question.variant,
     )
 
 
@@ -249,7 +256,6 @@ async def _answer_events(
     question: _Question,
     source: str,
     provider: LLMProvider,
-    search_config: SearchConfig | None,
 ) -> AsyncIterator[AnswerDelta | AnswerReset | ChatAnswer]:
     # The LLM slot is asked for while the runbooks are retrieved: when none is free, the short wait in the
     # queue (LLM_QUEUE_WAIT_SECONDS) overlaps the retrieval instead of adding to the busy answer's time.
@@ -258,12 +264,11 @@ async def _answer_events(
         # The message's query vector first, outside the step gate: the questions a worker gets at the same
         # moment share one model run (runbooks.embeddings.QueryBatcher); the search then finds it cached.
         started = time.perf_counter()
-        max_chars = (search_config or SearchConfig.from_settings()).max_query_chars
-        await query_embedding_prefetch(question.message.strip()[:max_chars])
+        await query_embedding_prefetch(question.message.strip()[: question.config.max_query_chars])
         embedded_ms = _ms(started)
         prepared = await sync_step(
             _prepare, priority=lambda: HOLDING if reservation.granted else BUSY if reservation.busy else STARTING,
-            user=user, question=question, search_config=search_config, asked=time.perf_counter(),
+            user=user, question=question, asked=time.perf_counter(),
         )
         prepared.timings["embedded"] = embedded_ms
     except BaseException:
