@@ -477,11 +477,12 @@ def test_a_killed_server_is_restarted_by_the_app_under_load_and_no_acknowledged_
           f"{back - killed_at if back else float('nan'):.1f} s", *restarter, sep="\n", file=sys.stderr)
     assert back is not None and back - killed_at <= 10, f"not back by itself within 10 s: {restarter}"
     # Both kinds of client went through the outage, each in one of the two documented ways (which one is
-    # timing): a write sent while the server is down gets the 503 at once; one already in flight when the
-    # server died waits for a pooled connection and is stored once the server is back (its 201 is checked
-    # below like every other): it started before the kill and ended after the outage was being answered.
+    # timing): a write sent while the server is down gets the 503 at once; one in flight while the outage was
+    # being answered (the first 503) waits for a pooled connection and is stored once the server is back (its
+    # 201 is checked below like every other). On a loaded machine one client can spend the whole outage in
+    # such a wait, having started just before or just after the kill.
     first_503 = min(w.answer.ended for w in outage)
-    held = [w for w in results if w.answer.status == 201 and w.answer.started < killed_at < first_503 < w.answer.ended]
+    held = [w for w in results if w.answer.status == 201 and w.answer.started < first_503 < w.answer.ended]
     assert {w.client for w in [*outage, *held]} == {"session", "token"}, "both kinds of client went through the outage"
 
     acknowledged = [w.event_id for w in results if w.answer.status == 201]
