@@ -15,6 +15,7 @@ from aihelper.chat.models import ChatMessage
 from aihelper.chat.services.llm_gate import llm_gate
 from aihelper.chat.services.orchestrator import AnswerDelta, AnswerReset, ChatAnswer, achat_answer_stream
 from audit.models import AuditLog, RunbookInteractionEvent
+from runbooks import embeddings
 from tests.security.test_llm_faults import TruncatingAnthropic
 
 pytestmark = pytest.mark.django_db
@@ -202,8 +203,6 @@ def test_the_query_vector_computed_before_the_search_is_the_one_the_search_uses(
 ):
     """The answer embeds the engineer's message once (before its retrieval step, runbooks.embeddings.QueryBatcher)
     and the search finds that vector: one model run per question, the right runbook found with it."""
-    from runbooks import embeddings
-
     runs: list[list[str]] = []
 
     class Counting(embeddings.MiniLMEmbedder):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -180,9 +182,6 @@ def test_documents_and_questions_embedded_at_the_same_moment_in_threads_all_succ
 def test_a_finished_event_loop_is_not_kept_alive_by_its_batcher(monkeypatch, shared_model):
     """Synchronous callers (commands, benchmarks, the test client) run an event loop per answer: the batcher of
     a finished loop must not keep it (and itself) in memory."""
-    import gc
-    import weakref
-
     cached = MiniLMEmbedder(cache_size=8)
     cached._model = shared_model
     monkeypatch.setattr(embeddings, "_embedder", cached)
@@ -196,7 +195,6 @@ def test_a_finished_event_loop_is_not_kept_alive_by_its_batcher(monkeypatch, sha
     assert asyncio.run(ask("etcd member down")) is True
     gc.collect()
     assert [loop() for loop in loops] == [None, None]
-    assert len(embeddings._batchers) == 0
 
 
 @pytest.mark.parametrize("when", ["before it started", "while the model runs"])

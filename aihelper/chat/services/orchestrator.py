@@ -104,8 +104,8 @@ class _Question:
     message: str
     redactions: tuple[str, ...]
     page_context: dict
-    # The search settings of this answer: an explicit config (tests, benchmarks) wins; otherwise the user's
-    # experiment variant applies. Decided here so the query embedding before the search clips the same text.
+    # An explicit config (tests, benchmarks) wins, else the user's experiment variant's: decided before the query
+    # embedding, which clips the text as the search will.
     config: SearchConfig
     experiment: str = ""
     variant: str = ""
@@ -172,12 +172,7 @@ async def achat_answer_stream(
     question = await sync_to_async(_question)(
         user=user, message=message, session_id=session_id, page_context=page_context, search_config=search_config
     )
-    return _answer_events(
-        user=user,
-        question=question,
-        source=source,
-        provider=provider or llm_provider_get(),
-    )
+    return _answer_events(user=user, question=question, source=source, provider=provider or llm_provider_get())
 
 
 async def achat_answer(**kwargs) -> ChatAnswer:
