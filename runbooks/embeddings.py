@@ -252,8 +252,8 @@ class QueryBatcher:
         self.embedder = embedder
         self._max_batch = max_batch
         self._pending: dict[str, list[asyncio.Future]] = {}
+        self._running: dict[str, list[asyncio.Future]] = {}  # the batch of the model run under way
         self._drainer: asyncio.Task | None = None
-        self.runs = 0  # model runs, for tests and the benchmark's log
 
     async def embed(self, text: str) -> list[float]:
         """The query's vector; raises EmbeddingError as ``embed_query`` would."""
@@ -265,41 +265,35 @@ class QueryBatcher:
         return await future
 
     def _drained(self, task: asyncio.Task) -> None:
-        """A drainer cancelled before its first step never runs its ``finally``: its askers are failed here."""
-        _fail(self._pending, EmbeddingError("the query embedding was stopped"))
-        self._pending = {}
-        if self._drainer is task:
-            self._drainer = None
+        """The run's task ended (done, failed, or cancelled when the loop shuts down, even before its first step):
+        nobody may wait for a run that will not come. A newer task, started meanwhile, owns what is pending. The
+        finished task refers to its loop: kept, it would keep the loop (the key of ``_batchers``) alive for ever
+        in synchronous callers, which run an event loop per answer."""
+        if self._drainer is not task:
+            return
+        stopped = EmbeddingError("the query embedding was stopped")
+        _fail(self._running, stopped)
+        _fail(self._pending, stopped)
+        self._running, self._pending, self._drainer = {}, {}, None
 
     async def _drain(self) -> None:
-        batch: dict[str, list[asyncio.Future]] = {}
-        try:
-            while self._pending:
-                texts = list(self._pending)[: self._max_batch]
-                batch = {text: self._pending.pop(text) for text in texts}
-                texts = [text for text, futures in batch.items() if any(not future.done() for future in futures)]
-                if not texts:
-                    continue  # every asker went away (cancelled): nothing to compute
-                self.runs += 1
-                try:
-                    vectors = await asyncio.to_thread(self.embedder.embed_queries, texts)
-                    found = dict(zip(texts, vectors, strict=True))
-                except Exception as exc:  # noqa: BLE001 - handed to every asker; EmbeddingError for a model failure
-                    _fail(batch, exc)
-                    continue
-                for text, futures in batch.items():
-                    for future in futures:
-                        if not future.done() and text in found:
-                            future.set_result(found[text])
-        finally:
-            # Stopped (the loop shutting down cancels this task): nobody may wait for a run that will not come.
-            stopped = EmbeddingError("the query embedding was stopped")
-            _fail(batch, stopped)
-            _fail(self._pending, stopped)
-            self._pending = {}
-            # The finished task refers to its loop: kept here, it would keep the loop (the key of ``_batchers``)
-            # alive for ever in synchronous callers, which run an event loop per answer.
-            self._drainer = None
+        while self._pending:
+            texts = list(self._pending)[: self._max_batch]
+            batch = self._running = {text: self._pending.pop(text) for text in texts}
+            texts = [text for text, futures in batch.items() if any(not future.done() for future in futures)]
+            if not texts:
+                continue  # every asker went away (cancelled): nothing to compute
+            try:
+                vectors = await asyncio.to_thread(self.embedder.embed_queries, texts)
+                found = dict(zip(texts, vectors, strict=True))
+            except Exception as exc:  # noqa: BLE001 - handed to every asker; EmbeddingError for a model failure
+                _fail(batch, exc)
+                continue
+            for text, futures in batch.items():
+                for future in futures:
+                    if not future.done() and text in found:
+                        future.set_result(found[text])
+        self._running = {}
 
 
 def _fail(batch: dict[str, list[asyncio.Future]], exc: BaseException) -> None:

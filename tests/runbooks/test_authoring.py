@@ -135,26 +135,33 @@ def test_a_stale_form_is_not_saved_over_a_newer_version(client, staff_user):
         "The disk is full.", 3)
 
 
+def _editor_holding_the_row(user, description: str) -> tuple[threading.Thread, threading.Event]:
+    """Another editor saves version 1 -> 2 in its own transaction and keeps the row locked until the returned
+    event is set; returns once that save is made (not committed)."""
+    saved, release = threading.Event(), threading.Event()
+
+    def other_editor():
+        try:
+            with transaction.atomic():
+                runbook_save_from_editor(slug="node/diskfull", data={"description": description}, owner_group=None,
+                                         user=user, new=False, expected_version=1)
+                saved.set()
+                release.wait(10)  # still in its transaction: the row stays locked
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_editor)
+    thread.start()
+    assert saved.wait(10)
+    return thread, release
+
+
 @pytest.mark.django_db(transaction=True)
 def test_of_two_editors_saving_the_same_version_at_once_the_second_is_refused(staff_user):
     """Both forms were opened on version 1 and both passed the form's check; the first save holds the row while
     the second arrives. The second must not overwrite the first: it is refused with the version now stored."""
     runbook_upsert(slug="node/diskfull", data={"name": "DiskFull", "steps": []})
-    saved_first, release = threading.Event(), threading.Event()
-
-    def first_editor():
-        try:
-            with transaction.atomic():
-                runbook_save_from_editor(slug="node/diskfull", data={"description": "first"}, owner_group=None,
-                                         user=staff_user, new=False, expected_version=1)
-                saved_first.set()
-                release.wait(10)  # still in its transaction: the row stays locked
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=first_editor)
-    thread.start()
-    assert saved_first.wait(10)
+    thread, release = _editor_holding_the_row(staff_user, "first")
     threading.Timer(0.5, release.set).start()  # the first commits while the second waits for the row
     with pytest.raises(StaleRunbookVersion) as refused:
         runbook_save_from_editor(slug="node/diskfull", data={"description": "second"}, owner_group=None,
@@ -171,18 +178,6 @@ def test_the_editor_page_refuses_a_save_that_lost_the_race_and_keeps_what_was_ty
     save waits for the row and finds version 2. The engineer gets the page back, not a 500 and not a silent
     overwrite: the message, the text typed, and version 2 to compare against."""
     runbook, _ = runbook_upsert(slug="node/diskfull", data={"name": "DiskFull", "steps": []})
-    saved_first, release = threading.Event(), threading.Event()
-
-    def other_editor():
-        try:
-            with transaction.atomic():
-                runbook_save_from_editor(slug="node/diskfull", data={"description": "theirs"}, owner_group=None,
-                                         user=staff_user, new=False, expected_version=1)
-                saved_first.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
     refused = []
 
     def page_save(**kwargs):
@@ -196,9 +191,7 @@ def test_the_editor_page_refuses_a_save_that_lost_the_race_and_keeps_what_was_ty
             raise
 
     monkeypatch.setattr("runbooks.authoring.runbook_save_from_editor", page_save)
-    thread = threading.Thread(target=other_editor)
-    thread.start()
-    assert saved_first.wait(10)
+    thread, release = _editor_holding_the_row(staff_user, "theirs")
     client.force_login(staff_user)
     response = client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(version=1, description="mine"))
     release.set()
