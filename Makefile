@@ -15,7 +15,10 @@ $(STAMP): requirements.txt
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $(STAMP)
 
+# The embedding model exported to ONNX from the installed package (offline; ~30 s once, then "up to date"):
+# the app embeds with ONNX Runtime when it is there (runbooks/embedding_runtimes.py).
 install: $(STAMP)
+	@HF_HUB_OFFLINE=1 $(PY) -m runbooks.embedding_runtimes export
 
 migrate: install
 	DEBUG=1 $(PY) manage.py migrate --noinput

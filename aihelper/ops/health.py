@@ -70,7 +70,8 @@ def _check_embedder() -> dict:
         return {"ok": False, "error": str(exc)}
     if len(vector) != get_embedder().dimensions:
         return {"ok": False, "error": f"model returned {len(vector)} dimensions"}
-    return {"ok": True, "model": get_embedder().model_name, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": True, "model": get_embedder().model_name, "runtime": getattr(get_embedder(), "runtime", ""),
+            "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 @require_GET

