@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from runbooks import embedding_runtimes
@@ -23,7 +24,7 @@ from runbooks.embeddings import EmbeddingError, MiniLMEmbedder, runbook_document
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "runbooks" / "demo_data" / "demo_runbooks.jsonl"
-EXPORTED = embedding_runtimes.DEFAULT_ONNX_DIR
+EXPORTED = Path(settings.EMBEDDING_ONNX_DIR)  # where `make install` exports it (the app reads it there too)
 
 QUERIES = [
     "redis is evicting keys, used memory at maxmemory",
