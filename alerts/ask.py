@@ -10,7 +10,7 @@ The session is seeded with one exchange, as if the engineer had asked about the 
   when this user has not opened the page since the ranking was ready).
 
 The chat's conversation search takes "the runbooks in play" from the last answer's audit log
-(``conversation_past_turns``), so the first question typed in the session ("how do I fix it quickly?") is a
+(``conversation_so_far``), so the first question typed in the session ("how do I fix it quickly?") is a
 follow-up about the alert's runbooks, the top one first. One session per (user, alert): asking again
 returns it.
 """

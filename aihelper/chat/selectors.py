@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,30 +41,29 @@ def stored_runbook_id(value: str) -> uuid.UUID | None:
 HIDDEN_ANSWER = "(An earlier answer about a runbook you can no longer see is left out.)"
 
 
-def chat_history(*, session: ChatSession | None, user=None) -> list[tuple[str, str]]:
-    """The last messages of the session as (role, markdown), oldest first, for the prompt. With ``user``, an
-    answer that presented a runbook the user may no longer see is replaced by a note: its title, steps and
-    commands never reach the LLM again (2 queries)."""
-    if session is None:
-        return []
-    rows = list(
-        ChatMessage.objects.filter(session=session)
-        .order_by("-created_at", "-id")
-        .values_list("role", "content", "audit_log__ai_action_details")[:HISTORY_MAX_MESSAGES]
-    )
+def chat_history(
+    *, conversation: ConversationSoFar, user=None, known_visible: Collection[str] = ()
+) -> list[tuple[str, str]]:
+    """The session's last messages as (role, markdown), oldest first, for the prompt. With ``user``, an answer
+    that presented a runbook the user may no longer see is replaced by a note: its title, steps and commands
+    never reach the LLM again. ``known_visible``: runbook ids this request already found visible to ``user``
+    (the turn's search results); only the others are checked (0 or 1 query)."""
     presented = {
-        index: {solution.id for solution in ActionDetails.from_json(details).runbook_solutions}
-        for index, (role, _, details) in enumerate(rows)
-        if role == MessageRole.ASSISTANT and details
+        index: {solution.id for solution in details.runbook_solutions}
+        for index, (_, _, details) in enumerate(conversation.messages)
+        if details is not None
     }
     hidden: set[str] = set()
     if user is not None and presented:
         ids = set().union(*presented.values())
-        valid = [pk for pk in ids if stored_runbook_id(pk)]  # anything else in an old row is hidden
-        hidden = ids - {str(pk) for pk in visible_runbooks(user).filter(pk__in=valid).values_list("pk", flat=True)}
+        visible = ids.intersection(known_visible)
+        valid = [pk for pk in ids - visible if stored_runbook_id(pk)]  # anything else in an old row is hidden
+        if valid:
+            visible |= {str(pk) for pk in visible_runbooks(user).filter(pk__in=valid).values_list("pk", flat=True)}
+        hidden = ids - visible
     return [
         (role, HIDDEN_ANSWER if presented.get(index, set()) & hidden else content)
-        for index, (role, content, _) in reversed(list(enumerate(rows)))
+        for index, (role, content, _) in reversed(list(enumerate(conversation.messages)))
     ]
 
 
@@ -145,16 +145,31 @@ class PastTurn:
     solutions: tuple[PresentedSolution, ...]
 
 
-def conversation_past_turns(*, session: ChatSession | None, turns: int = CONTEXT_TURNS) -> list[PastTurn]:
-    """The last ``turns`` answered exchanges of the session, newest first; 1 query."""
+@dataclass(frozen=True)
+class ConversationSoFar:
+    """The session's last messages, read once for the turn's retrieval (``past_turns``) and its prompt
+    (``chat_history``)."""
+
+    # Newest first: role, markdown, and an answer's details (None for the engineer's messages).
+    messages: tuple[tuple[str, str, ActionDetails | None], ...] = ()
+    past_turns: tuple[PastTurn, ...] = ()  # the last answered exchanges, newest first
+
+
+def conversation_so_far(*, session: ChatSession | None, turns: int = CONTEXT_TURNS) -> ConversationSoFar:
+    """The last HISTORY_MAX_MESSAGES messages of the session and, among them, the last ``turns`` answered
+    exchanges; 1 query."""
     if session is None:
-        return []
-    answers = (
-        ChatMessage.objects.filter(session=session, role=MessageRole.ASSISTANT, audit_log__isnull=False)
-        .select_related("audit_log")
-        .order_by("-created_at", "-id")[:turns]
-    )
-    return [
-        PastTurn(query=answer.audit_log.query, solutions=audit_log_details(answer.audit_log).runbook_solutions)
-        for answer in answers
-    ]
+        return ConversationSoFar()
+    rows = (
+        ChatMessage.objects.filter(session=session)
+        .order_by("-created_at", "-id")
+        .values_list("role", "content", "audit_log_id", "audit_log__query", "audit_log__ai_action_details")
+    )[:HISTORY_MAX_MESSAGES]
+    messages, past = [], []
+    for role, content, audit_log_id, query, details in rows:
+        answered = role == MessageRole.ASSISTANT and audit_log_id is not None
+        parsed = ActionDetails.from_json(details) if answered else None
+        messages.append((role, content, parsed))
+        if parsed is not None and len(past) < turns:
+            past.append(PastTurn(query=query, solutions=parsed.runbook_solutions))
+    return ConversationSoFar(messages=tuple(messages), past_turns=tuple(past))

@@ -32,7 +32,7 @@ from aihelper.chat.llm import LLMError, LLMProvider, LLMReply, llm_provider_get,
 from aihelper.chat.models import ChatMessage, ChatSession, MessageRole
 from aihelper.chat.presenting import presented_solutions, runbook_contexts
 from aihelper.chat.prompts import Prompt, prompt_build
-from aihelper.chat.selectors import chat_history, chat_session_get, conversation_past_turns
+from aihelper.chat.selectors import chat_history, chat_session_get, conversation_so_far
 from aihelper.chat.services.llm_gate import LLMBusy, llm_gate
 from aihelper.chat.services.sync_steps import (
     BUSY,
@@ -209,9 +209,8 @@ def _prepare(*, user, question: _Question, asked: float) -> _Prepared:
     # How long the step waited for its turn (sync_steps.StepGate): queueing under load, in the answer's log line.
     timings: dict = {"queued": round((started - asked) * 1000, 2)}
     config = question.config
-    search = conversation_search(
-        message=question.message, user=user, config=config, past=conversation_past_turns(session=question.session)
-    )
+    conversation = conversation_so_far(session=question.session)
+    search = conversation_search(message=question.message, user=user, config=config, past=conversation.past_turns)
     timings["retrieval"] = _ms(started)
 
     started = time.perf_counter()
@@ -219,7 +218,8 @@ def _prepare(*, user, question: _Question, asked: float) -> _Prepared:
     prompt: Prompt = prompt_build(
         # What the engineer typed (clipped like the search), not a widened query: that is in the audit only.
         question=question.message[: config.max_query_chars],
-        history=chat_history(session=question.session, user=user),
+        history=chat_history(conversation=conversation, user=user,
+                             known_visible={str(result.runbook.pk) for result in search.outcome.results}),
         runbooks=runbook_contexts(search=search, solutions=solutions),
         strategy=search.outcome.strategy,
         turn=search.turn,
