@@ -32,7 +32,7 @@ from runbooks.lexical import (
 )
 from runbooks.models import Runbook, RunbookStatus
 from runbooks.selectors import runbook_success_stats, smoothed_success, visible_runbooks
-from runbooks.sql import candidate_rows, hnsw_scan_set_local, queryset_condition, selective_words
+from runbooks.sql import candidate_rows, hnsw_scan_set_local, queryset_condition
 
 logger = logging.getLogger(__name__)
 
@@ -146,28 +146,26 @@ def runbook_candidates(
         degraded_reason = f"semantic search unavailable: {exc}"
         logger.warning("keyword-only search: %s", exc)
 
-    # Every leg, the rows and their keyword rank in one statement (runbooks.sql.candidate_rows); the words worth
-    # matching first (a statement on the planner's statistics). Without the vector leg (the embedding failed)
-    # the full document vector also finds candidates.
+    # Every leg, the rows and their keyword rank in one statement (runbooks.sql.candidate_rows), which also picks
+    # the words worth matching (from the planner's statistics). Without the vector leg (the embedding failed) the
+    # full document vector also finds candidates.
     started = time.perf_counter()
     words = query_words(text)
-    title_words = selective_words(words, column="search_title")
-    document_words = selective_words(words, column="search_vector") if vector is None else []
+    document_words = words if vector is None else []
     with transaction.atomic(savepoint=False):
         if vector is not None:
             hnsw_scan_set_local(ef_search=max(HNSW_EF_SEARCH, config.candidates), iterative_scan=HNSW_ITERATIVE_SCAN)
         condition = queryset_condition(base)
         rows = candidate_rows(
-            condition=condition, vector=vector, title_words=title_words, document_words=document_words,
+            condition=condition, vector=vector, title_words=words, document_words=document_words,
             all_words=words, limit=config.candidates, extra_ids=list(extra_ids),
         )
     if vector is not None and not any(row.leg_distance is not None for row in rows):
         # The vector leg found nothing (no runbook the user may see is embedded yet, or the HNSW scan stopped early):
         # the document leg finds candidates, as before the single statement.
         rows = candidate_rows(
-            condition=condition, vector=vector, vector_leg=False, title_words=title_words,
-            document_words=selective_words(words, column="search_vector"), all_words=words,
-            limit=config.candidates, extra_ids=list(extra_ids),
+            condition=condition, vector=vector, vector_leg=False, title_words=words, document_words=words,
+            all_words=words, limit=config.candidates, extra_ids=list(extra_ids),
         )
     timings["candidates_ms"] = round((time.perf_counter() - started) * 1000, 2)
 

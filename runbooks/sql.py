@@ -26,23 +26,26 @@ MAX_TERM_MATCHES = 300
 # lexemes and the share of rows holding each (refreshed by ANALYZE/autovacuum). A word is kept when
 # at least one of its lexemes is not common; stop words (no lexeme) are dropped. Missing statistics
 # (a fresh or tiny table) mean nothing is dropped. Constant SQL text; the words are bound parameters.
-SELECTIVE_WORDS_SQL = """
-WITH common AS (
+# The lexemes of one tsvector column (bound: the column name, then MAX_TERM_MATCHES) found in more runbooks than
+# that, and the condition that a query word has a lexeme outside them: shared by SELECTIVE_WORDS_SQL and the
+# keyword legs of the candidates statement, so both apply the same rule.
+_COMMON_LEXEMES = """
     SELECT element.lexeme
       FROM pg_stats AS stats
      CROSS JOIN LATERAL unnest(stats.most_common_elems::text::text[], stats.most_common_elem_freqs)
            AS element(lexeme, share)
      WHERE stats.schemaname = current_schema() AND stats.tablename = 'runbooks' AND stats.attname = %s
        AND element.lexeme IS NOT NULL
-       AND element.share * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'runbooks'::regclass) > %s
+       AND element.share * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'runbooks'::regclass) > %s"""
+_SELECTIVE_WORDS = """
+      FROM unnest(%s::text[]) WITH ORDINALITY AS query(word, position)
+     WHERE EXISTS (
+            SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english', query.word))) AS lexeme
+             WHERE lexeme NOT IN (SELECT common.lexeme FROM {common} AS common))"""
+SELECTIVE_WORDS_SQL = (
+    "WITH common AS (" + _COMMON_LEXEMES + ")\nSELECT query.word" + _SELECTIVE_WORDS.format(common="common")
+    + "\n ORDER BY query.position"
 )
-SELECT query.word
-  FROM unnest(%s::text[]) WITH ORDINALITY AS query(word, position)
- WHERE EXISTS (
-        SELECT 1 FROM unnest(tsvector_to_array(to_tsvector('english', query.word))) AS lexeme
-         WHERE lexeme NOT IN (SELECT common.lexeme FROM common))
- ORDER BY query.position
-"""
 
 
 def selective_words(
@@ -123,10 +126,17 @@ _VECTOR_LEG = """vector_leg AS MATERIALIZED (
     SELECT "runbooks"."id", ("runbooks"."embedding" <=> %s::vector) AS distance
       FROM "runbooks" WHERE ({where}) AND "runbooks"."embedding" IS NOT NULL
      ORDER BY 2 LIMIT %s)"""
-# ts_rank(..., 32): rank / (rank + 1), as SearchRank(normalization=32).
-_MATCH_LEG = """{name} AS MATERIALIZED (
-    SELECT "runbooks"."id", ts_rank("runbooks".{column}, {query}, 32) AS match_rank
-      FROM "runbooks" WHERE ({where}) AND "runbooks".{column} @@ {query}
+# ts_rank(..., 32): rank / (rank + 1), as SearchRank(normalization=32). A keyword leg matches the selective words
+# of the query only (SELECTIVE_WORDS_SQL's rule, computed in the statement: one round trip less per search), ORed
+# together as ``plainto_tsquery(w1) || plainto_tsquery(w2) ...`` would be; none selective: the leg finds nothing.
+_MATCH_LEG = """{name}_common AS MATERIALIZED ({common}),
+{name}_query AS MATERIALIZED (
+    SELECT string_agg('(' || plainto_tsquery('english'::regconfig, query.word)::text || ')', ' | '
+                      ORDER BY query.position)::tsquery AS terms
+    {selective}),
+{name} AS MATERIALIZED (
+    SELECT "runbooks"."id", ts_rank("runbooks".{column}, (SELECT terms FROM {name}_query), 32) AS match_rank
+      FROM "runbooks" WHERE ({where}) AND "runbooks".{column} @@ (SELECT terms FROM {name}_query)
      ORDER BY 2 DESC, 1 LIMIT %s)"""
 _CANDIDATES = """WITH {legs},
 candidate AS ({union} UNION SELECT unnest(%s::uuid[]))
@@ -175,12 +185,14 @@ def candidate_rows(
     limit: int,
     extra_ids: list,
     vector_leg: bool = True,
+    max_term_matches: int = MAX_TERM_MATCHES,
 ):
     """The candidate runbooks of one search, each with what the search computes from its row:
 
     ``leg_distance`` (cosine distance, when the vector leg found it: top ``limit`` by distance over the
     HNSW index), ``title_rank`` / ``document_rank`` (ts_rank, when the title leg / the full-document leg
-    found it: top ``limit`` matching ``title_words`` / ``document_words``), ``direct_distance`` (cosine
+    found it: top ``limit`` matching the selective words of ``title_words`` / ``document_words`` by the rule of
+    ``selective_words``, with ``max_term_matches``), ``direct_distance`` (cosine
     distance for any row, given ``vector`` and ``extra_ids``), ``keyword_rank`` (ts_rank of the full
     document against ``all_words``). Rows: the union of the legs and ``extra_ids``, each satisfying
     ``condition`` (queryset_condition). A vector leg needs its HNSW settings: call inside a transaction
@@ -195,9 +207,11 @@ def candidate_rows(
     for name, column, words in (("title_leg", "search_title", title_words),
                                 ("document_leg", "search_vector", document_words)):
         if words:
-            legs.append(_MATCH_LEG.format(name=name, column=sql.Identifier(column).as_string(None),
-                                          query=_tsquery_or(words), where=where))
-            leg_params += [*words, *where_params, *words, limit]
+            legs.append(_MATCH_LEG.format(
+                name=name, column=sql.Identifier(column).as_string(None), where=where, common=_COMMON_LEXEMES,
+                selective=_SELECTIVE_WORDS.format(common=name + "_common"),
+            ))
+            leg_params += [column, max_term_matches, list(words), *where_params, limit]
             names.append(name)
     if not legs:  # no vector and no words: only the runbooks in play, if any
         legs.append("no_leg AS (SELECT NULL::uuid AS id, NULL::float8 AS distance WHERE FALSE)")

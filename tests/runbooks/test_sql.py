@@ -78,6 +78,30 @@ def test_a_common_word_is_dropped_per_column(own_statistics):
     assert selective_words(["disk", "clock"], column="search_vector", max_matches=5) == ["clock"]
 
 
+def test_the_candidates_statement_matches_on_the_same_selective_words(own_statistics):
+    """The keyword legs pick their words inside the statement by selective_words' rule: a word common in titles
+    finds nothing by itself, a rare one still finds its runbook, and ranks are those of the words kept."""
+    for index in range(6):
+        RunbookFactory(name=f"KubeThing{index}", tags=["kubernetes"])
+    crash = RunbookFactory(name="PodCrashLooping", tags=["kubernetes"])
+    own_statistics()
+
+    def title_leg(words, max_matches):
+        with transaction.atomic():
+            rows = candidate_rows(condition=queryset_condition(Runbook.objects.all()), vector=None, title_words=words,
+                                  document_words=[], all_words=[], limit=30, extra_ids=[],
+                                  max_term_matches=max_matches)
+        return {row.pk: row.title_rank for row in rows}
+
+    everything = title_leg(["the", "kubernetes", "crash", "is"], 1000)
+    assert len(everything) == 7 and max(everything, key=everything.get) == crash.pk
+    kept = title_leg(["the", "kubernetes", "crash", "is"], 3)
+    assert set(kept) == {crash.pk}
+    assert kept[crash.pk] == pytest.approx(title_leg(["crash"], 1000)[crash.pk])  # ranked on "crash" alone
+    assert title_leg(["kubernetes"], 3) == {}  # nothing selective: the leg finds nothing
+    assert title_leg(["the", "is"], 1000) == {}  # stop words only
+
+
 def test_without_statistics_only_stop_words_are_dropped(own_statistics):
     # TRUNCATE resets reltuples to "unknown": no lexeme counts as common, whatever pg_stats still holds.
     assert _reltuples() < 0
