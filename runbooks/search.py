@@ -30,8 +30,8 @@ from runbooks.lexical import (
     title_coverage,
     title_exact,
 )
-from runbooks.models import Runbook, RunbookStatus
-from runbooks.selectors import runbook_success_stats, smoothed_success, visible_runbooks
+from runbooks.models import ExecutionStatus, Runbook, RunbookStatus
+from runbooks.selectors import smoothed_success, visible_runbooks
 from runbooks.sql import candidate_rows, hnsw_scan_set_local, queryset_condition
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 # afterwards: ~4 of 30 candidates. An iterative scan keeps going until LIMIT rows pass the filter.
 HNSW_EF_SEARCH = 80
 HNSW_ITERATIVE_SCAN = "relaxed_order"
+# The executions that count for a runbook's success rate (runbooks.selectors.runbook_success_stats).
+SUCCESS_STATUSES = (ExecutionStatus.SUCCEEDED.value, ExecutionStatus.FAILED.value)
 
 
 class InvalidQuery(ValueError):
@@ -158,14 +160,14 @@ def runbook_candidates(
         condition = queryset_condition(base)
         rows = candidate_rows(
             condition=condition, vector=vector, title_words=words, document_words=document_words,
-            all_words=words, limit=config.candidates, extra_ids=list(extra_ids),
+            all_words=words, limit=config.candidates, extra_ids=list(extra_ids), success_statuses=SUCCESS_STATUSES,
         )
     if vector is not None and not any(row.leg_distance is not None for row in rows):
         # The vector leg found nothing (no runbook the user may see is embedded yet, or the HNSW scan stopped early):
         # the document leg finds candidates, as before the single statement.
         rows = candidate_rows(
             condition=condition, vector=vector, vector_leg=False, title_words=words, document_words=words,
-            all_words=words, limit=config.candidates, extra_ids=list(extra_ids),
+            all_words=words, limit=config.candidates, extra_ids=list(extra_ids), success_statuses=SUCCESS_STATUSES,
         )
     timings["candidates_ms"] = round((time.perf_counter() - started) * 1000, 2)
 
@@ -287,7 +289,8 @@ def runbook_search(
     found = runbook_candidates(text=text, base=searchable_runbooks(user), config=config, extra_ids=extra_ids)
     candidates = found.candidates
     started = time.perf_counter()
-    stats = runbook_success_stats([candidate.pk for candidate in candidates])
+    # Finished executions came with the candidate rows (runbooks.sql.candidate_rows, as runbook_success_stats counts).
+    stats = {pk: (runbook.succeeded_runs or 0, runbook.finished_runs or 0) for pk, runbook in found.runbooks.items()}
     feedback = feedback_scores([candidate.pk for candidate in candidates]) if feedback_scores else {}
     top = max(candidates, key=lambda candidate: candidate.score, default=None)
     top_score, top_coverage = (top.score, top.coverage) if top else (0.0, 0.0)

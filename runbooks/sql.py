@@ -51,7 +51,9 @@ SELECTIVE_WORDS_SQL = (
 def selective_words(
     words: list[str], *, column: str = "search_title", max_matches: int = MAX_TERM_MATCHES
 ) -> list[str]:
-    """The words worth matching on ``column`` (a tsvector column of runbooks): see SELECTIVE_WORDS_SQL."""
+    """The words worth matching on ``column`` (a tsvector column of runbooks): see SELECTIVE_WORDS_SQL. The
+    search applies the same rule inside its candidates statement (``candidate_rows``); this is the rule on its
+    own, for tests and for looking at what a query would match on."""
     if not words:
         return []
     with connection.cursor() as cursor:
@@ -140,10 +142,16 @@ _MATCH_LEG = """{name}_common AS MATERIALIZED ({common}),
      ORDER BY 2 DESC, 1 LIMIT %s)"""
 _CANDIDATES = """WITH {legs},
 candidate AS ({union} UNION SELECT unnest(%s::uuid[]))
-SELECT {columns}, {leg_columns}, {direct_distance} AS direct_distance, {keyword_rank} AS keyword_rank
+SELECT {columns}, {leg_columns}, {direct_distance} AS direct_distance, {keyword_rank} AS keyword_rank,
+       {success_columns}
   FROM candidate JOIN "runbooks" ON "runbooks"."id" = candidate.id
   {joins}
  WHERE ({where})"""
+# Finished executions of each candidate (as success_counts counts them), when the caller asks for them.
+_SUCCESS_JOIN = """LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE executions.status = %s) AS succeeded, count(*) AS finished
+      FROM runbook_executions AS executions
+     WHERE executions.runbook_id = "runbooks"."id" AND executions.status IN (%s, %s)) AS runs ON TRUE"""
 _LEG_JOIN = 'LEFT JOIN {name} ON {name}.id = "runbooks"."id"'
 _LEG_IDS = "SELECT id FROM {name}"
 # What search never reads from a candidate row (large, or only used inside the statement).
@@ -186,6 +194,7 @@ def candidate_rows(
     extra_ids: list,
     vector_leg: bool = True,
     max_term_matches: int = MAX_TERM_MATCHES,
+    success_statuses: tuple[str, str] | None = None,
 ):
     """The candidate runbooks of one search, each with what the search computes from its row:
 
@@ -197,7 +206,8 @@ def candidate_rows(
     document against ``all_words``). Rows: the union of the legs and ``extra_ids``, each satisfying
     ``condition`` (queryset_condition). A vector leg needs its HNSW settings: call inside a transaction
     after ``hnsw_scan_set_local``. Empty word lists skip their leg, ``vector_leg=False`` the vector leg (the
-    vector still gives ``direct_distance``)."""
+    vector still gives ``direct_distance``). With ``success_statuses`` (succeeded, failed), each row also has
+    ``succeeded_runs`` / ``finished_runs``, as ``success_counts`` counts them (one statement fewer)."""
     where, where_params = condition
     legs, leg_params, names = [], [], []
     if vector is not None and vector_leg:
@@ -232,9 +242,15 @@ def candidate_rows(
         select_params += all_words
     else:
         keyword_rank = "0::float4"
-    joins = "\n  ".join(
-        _LEG_JOIN.format(name=name) for name in names if name != "no_leg"
-    )
+    joins = [_LEG_JOIN.format(name=name) for name in names if name != "no_leg"]
+    join_params: list = []
+    if success_statuses is not None:
+        succeeded, failed = success_statuses
+        joins.append(_SUCCESS_JOIN)
+        join_params = [succeeded, succeeded, failed]
+        success_columns = "runs.succeeded AS succeeded_runs, runs.finished AS finished_runs"
+    else:
+        success_columns = "NULL::bigint AS succeeded_runs, NULL::bigint AS finished_runs"
     statement = _CANDIDATES.format(
         legs=",\n".join(legs),
         union=" UNION ".join(_LEG_IDS.format(name=name) for name in names),
@@ -242,10 +258,11 @@ def candidate_rows(
         leg_columns=leg_columns,
         direct_distance=direct_distance,
         keyword_rank=keyword_rank,
-        joins=joins,
+        success_columns=success_columns,
+        joins="\n  ".join(joins),
         where=where,
     )
-    params = [*leg_params, list(extra_ids), *select_params, *where_params]
+    params = [*leg_params, list(extra_ids), *select_params, *join_params, *where_params]
     return list(Runbook.objects.raw(statement, params))
 
 

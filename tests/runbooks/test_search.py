@@ -3,10 +3,12 @@
 import pytest
 
 from runbooks.calibration import STRATEGIES
+from runbooks.models import ExecutionStatus, Runbook
 from runbooks.search import InvalidQuery, SearchConfig, runbook_search
 from runbooks.services import runbook_upsert
 from tests.factories import GroupFactory
 from tests.runbooks.corpus import KNOWN_ANSWERS, load_corpus
+from tests.runbooks.factories import RunbookExecutionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +90,20 @@ def test_at_most_three_recommended(staff_user, django_capture_on_commit_callback
 
 def test_user_without_group_membership_query_count(corpus, user, django_assert_max_num_queries):
     runbook_search(query="warm up: pgvector version check is cached per process", user=user)
-    # HNSW settings, candidates, title matches, runbook rows, success stats, learned feedback, groups
-    with django_assert_max_num_queries(7):
+    # HNSW settings, then one statement: the legs, the selective words, the rows, their keyword rank and runs
+    with django_assert_max_num_queries(2):
         runbook_search(query="Pod is crash looping", user=user)
+
+
+def test_each_result_carries_its_finished_runs_and_success_rate(corpus, staff_user):
+    """The rate shown on a card and used in the confidence: finished runs only (in-progress and abandoned left
+    out), read with the candidates."""
+    query = "Pod is crash looping"
+    top = runbook_search(query=query, user=staff_user).results[0].runbook
+    for status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED,
+                   ExecutionStatus.IN_PROGRESS, ExecutionStatus.ABANDONED):
+        RunbookExecutionFactory(runbook=Runbook.objects.get(pk=top.pk), status=status)
+    results = {result.runbook.pk: result for result in runbook_search(query=query, user=staff_user).results}
+    assert results[top.pk].success_samples == 3 and results[top.pk].success_rate == pytest.approx(2 / 3)
+    assert all(result.success_samples == 0 and result.success_rate is None
+               for pk, result in results.items() if pk != top.pk)

@@ -270,6 +270,21 @@ def test_success_counts_count_finished_runs_only():
     assert counts == {runbook.pk: (2, 3)}
 
 
+def test_candidate_rows_carry_the_finished_runs_success_counts_counts(restricted_catalogue):
+    rows, member = restricted_catalogue
+    for status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED,
+                   ExecutionStatus.IN_PROGRESS, ExecutionStatus.ABANDONED):
+        RunbookExecutionFactory(runbook=rows["open"], status=status)
+    RunbookExecutionFactory(runbook=rows["team-a"], status=ExecutionStatus.IN_PROGRESS)
+    statuses = (ExecutionStatus.SUCCEEDED.value, ExecutionStatus.FAILED.value)
+    found = _rows(searchable_runbooks(member), success_statuses=statuses)
+    counted = success_counts(list(found), succeeded=statuses[0], failed=statuses[1])
+    assert {pk: (row.succeeded_runs, row.finished_runs) for pk, row in found.items() if row.finished_runs} == counted
+    assert (found[rows["open"].pk].succeeded_runs, found[rows["open"].pk].finished_runs) == (2, 3)
+    assert found[rows["team-a"].pk].finished_runs == 0  # in progress only: nothing finished
+    assert _rows(searchable_runbooks(member))[rows["open"].pk].finished_runs is None  # not asked for
+
+
 def test_search_finds_runbooks_not_embedded_yet_through_the_document_leg(user):
     # Imported, not embedded: the vector leg finds nothing, so the full document is searched as well.
     runbook = RunbookFactory(name="NodeThing", description="The kernel ran out of inodes.", tags=[])
