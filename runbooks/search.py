@@ -7,8 +7,10 @@ layer (analytics), so a caller passes its reader in as ``feedback_scores``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -125,7 +127,8 @@ class Candidates:
 
 
 def runbook_candidates(
-    *, text: str, base: QuerySet, config: SearchConfig, extra_ids: Sequence[uuid.UUID] = ()
+    *, text: str, base: QuerySet | None = None, config: SearchConfig, extra_ids: Sequence[uuid.UUID] = (),
+    condition: tuple[str, list] | None = None,
 ) -> Candidates:
     """Candidates from the vector (HNSW) and title full-text legs; raises nothing on odd text.
 
@@ -135,7 +138,8 @@ def runbook_candidates(
     alone, so no query ranks thousands of rows. The embedding failing degrades to keyword-only search
     (``degraded_reason`` says why); the full document vector then also finds candidates. ``extra_ids``
     (runbooks a conversation already has in play) are candidates too when ``base`` lets the user see
-    them, with their semantic similarity computed directly.
+    them, with their semantic similarity computed directly. ``condition``: ``base`` already compiled
+    (runbooks.sql.queryset_condition), instead of ``base``.
     """
     timings: dict[str, float] = {}
     degraded_reason = ""
@@ -157,7 +161,7 @@ def runbook_candidates(
     with transaction.atomic(savepoint=False):
         if vector is not None:
             hnsw_scan_set_local(ef_search=max(HNSW_EF_SEARCH, config.candidates), iterative_scan=HNSW_ITERATIVE_SCAN)
-        condition = queryset_condition(base)
+        condition = condition or queryset_condition(base)
         rows = candidate_rows(
             condition=condition, vector=vector, title_words=words, document_words=document_words,
             all_words=words, limit=config.candidates, extra_ids=list(extra_ids), success_statuses=SUCCESS_STATUSES,
@@ -266,6 +270,36 @@ def searchable_runbooks(user) -> QuerySet[Runbook]:
     return visible_runbooks(user).filter(status=RunbookStatus.ACTIVE)
 
 
+_conditions: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
+_conditions_lock = threading.Lock()
+CONDITIONS_CACHED = 4096
+
+
+def searchable_condition(user) -> tuple[str, list]:
+    """``searchable_runbooks(user)`` compiled to its WHERE condition (runbooks.sql.queryset_condition), once per
+    user and process: building and compiling the queryset was ~2.7 ms of every search. The compiled text depends
+    only on who the user is — anonymous, a superuser, or which other user: their groups are read by the
+    statement when it runs — so a cached condition never misses a change of groups or of the runbooks."""
+    if user is None or not user.is_authenticated:
+        key: tuple = ("anonymous",)
+    elif user.is_superuser:
+        key = ("superuser",)
+    else:
+        key = ("user", user.pk)
+    with _conditions_lock:
+        cached = _conditions.get(key)
+        if cached is not None:
+            _conditions.move_to_end(key)
+    if cached is None:
+        where, params = queryset_condition(searchable_runbooks(user))
+        cached = (where, tuple(params))
+        with _conditions_lock:
+            _conditions[key] = cached
+            while len(_conditions) > CONDITIONS_CACHED:
+                _conditions.popitem(last=False)
+    return cached[0], list(cached[1])
+
+
 def runbook_search(
     *,
     query: str,
@@ -286,7 +320,7 @@ def runbook_search(
     truncated = len(text) > config.max_query_chars
     text = text[: config.max_query_chars]
 
-    found = runbook_candidates(text=text, base=searchable_runbooks(user), config=config, extra_ids=extra_ids)
+    found = runbook_candidates(text=text, condition=searchable_condition(user), config=config, extra_ids=extra_ids)
     candidates = found.candidates
     started = time.perf_counter()
     # Finished executions came with the candidate rows (runbooks.sql.candidate_rows, as runbook_success_stats counts).

@@ -107,3 +107,24 @@ def test_each_result_carries_its_finished_runs_and_success_rate(corpus, staff_us
     assert results[top.pk].success_samples == 3 and results[top.pk].success_rate == pytest.approx(2 / 3)
     assert all(result.success_samples == 0 and result.success_rate is None
                for pk, result in results.items() if pk != top.pk)
+
+
+def test_the_compiled_visibility_follows_group_and_superuser_changes(corpus, user):
+    """The visibility condition is compiled once per user (runbooks.search.searchable_condition); what the user
+    may see still changes the moment their groups or their superuser flag do."""
+    query = "Replication lag on the orders database replica is 900 seconds"
+
+    def slugs():
+        return [result.runbook.slug for result in runbook_search(query=query, user=user).results]
+
+    assert "t/dbreplication" not in slugs()
+    user.groups.add(GroupFactory(name="dba"))
+    assert slugs()[0] == "t/dbreplication"
+    user.groups.clear()
+    assert "t/dbreplication" not in slugs()
+    user.is_superuser = True
+    user.save()
+    assert slugs()[0] == "t/dbreplication"
+    user.is_superuser = False
+    user.save()
+    assert "t/dbreplication" not in slugs()
