@@ -286,7 +286,10 @@ VIEW_DEDUP_SECONDS = env_int("VIEW_DEDUP_SECONDS", 300, minimum=0)
 # `manage.py apply_retention` (daily); counts, ranks and clicks stay.
 MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", 90, minimum=1)
 EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", ("minilm",), "minilm")
-EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=1)  # threads of one model run, either runtime
+EMBEDDING_TORCH_THREADS = env_int("EMBEDDING_TORCH_THREADS", 1, minimum=1)  # threads of one PyTorch model run
+# Threads of one ONNX Runtime model run (its pool does not spin while idle). 2 makes one query ~35 % faster on a
+# quiet machine but every figure of a 64-client swarm worse (docs/benchmarks.md, session 11): 1 by default.
+EMBEDDING_ONNX_THREADS = env_int("EMBEDDING_ONNX_THREADS", 1, minimum=1)
 # How the model runs (runbooks/embedding_runtimes.py): "auto" = ONNX Runtime when `make install` exported the model
 # to EMBEDDING_ONNX_DIR (same vectors, ~40 % less time per query), else PyTorch; "onnx" or "torch" to insist.
 EMBEDDING_RUNTIME = env_choice("EMBEDDING_RUNTIME", ("auto", "onnx", "torch"), "auto")

@@ -126,6 +126,9 @@ class OnnxRuntime:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: on shared cores a spinning pool takes CPU from every
+        # other request (what made torch's 2-thread pool 10x slower under load, docs/decisions.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = onnxruntime.InferenceSession(
             str(onnx_dir / ONNX_FILE), options, providers=["CPUExecutionProvider"]

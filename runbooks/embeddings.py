@@ -126,19 +126,19 @@ class MiniLMEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         choice = settings.EMBEDDING_RUNTIME
-        threads = settings.EMBEDDING_TORCH_THREADS
         try:
             model_dir = model_package_dir()
             runtime = None
             if choice in ("onnx", "auto"):
                 try:
-                    runtime = OnnxRuntime(model_dir, Path(settings.EMBEDDING_ONNX_DIR), threads=threads)
+                    runtime = OnnxRuntime(model_dir, Path(settings.EMBEDDING_ONNX_DIR),
+                                          threads=settings.EMBEDDING_ONNX_THREADS)
                 except Exception as exc:  # noqa: BLE001 - no (current) export, or no onnxruntime
                     if choice == "onnx":
                         raise
                     logger.warning("embedding with PyTorch: %s", exc)
             if runtime is None:
-                runtime = TorchRuntime(model_dir, threads=threads)
+                runtime = TorchRuntime(model_dir, threads=settings.EMBEDDING_TORCH_THREADS)
         except Exception as exc:  # noqa: BLE001 - any load failure means "no semantic search"
             raise EmbeddingError(f"Could not load the embedding model: {exc}") from exc
         logger.info("embedding model loaded", extra={"runtime": runtime.name})
