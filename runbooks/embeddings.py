@@ -108,6 +108,7 @@ class MiniLMEmbedder:
         # call at a time. The ONNX runtime sets its tokenizers once and its session runs concurrently
         # (``thread_safe``): a chat question does not wait behind a batch of documents being re-embedded.
         self._model_lock = threading.Lock()
+        self._documents_lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
@@ -144,8 +145,12 @@ class MiniLMEmbedder:
         logger.info("embedding model loaded", extra={"runtime": runtime.name})
         return runtime
 
-    def _guard(self, model):
-        return contextlib.nullcontext() if getattr(model, "thread_safe", False) else self._model_lock
+    def _guard(self, model, *, documents: bool = False):
+        """PyTorch: one call at a time. ONNX: queries run freely; document batches one at a time, so concurrent
+        re-embeddings never add up their peak memory (a batch of 32 long windows takes ~700 MB while it runs)."""
+        if not getattr(model, "thread_safe", False):
+            return self._model_lock
+        return self._documents_lock if documents else contextlib.nullcontext()
 
     @property
     def runtime(self) -> str:
@@ -181,11 +186,11 @@ class MiniLMEmbedder:
             windows.append(title + "\n" + " ".join(current))
         return windows
 
-    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+    def _encode(self, texts: Sequence[str], *, documents: bool = False) -> list[list[float]]:
         try:
             model = self.model
-            with self._guard(model):
-                vectors = model.encode(list(texts))
+            with self._guard(model, documents=documents):
+                vectors = model.encode(list(texts), release_memory=documents)
         except EmbeddingError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -197,7 +202,7 @@ class MiniLMEmbedder:
 
         windows_per_doc = [self._windows(text) for text in texts]
         flat = [window for windows in windows_per_doc for window in windows]
-        encoded = self._encode(flat) if flat else []
+        encoded = self._encode(flat, documents=True) if flat else []
         result: list[list[float]] = []
         position = 0
         for windows in windows_per_doc:

@@ -157,7 +157,8 @@ class ConversationSoFar:
 
 def conversation_so_far(*, session: ChatSession | None, turns: int = CONTEXT_TURNS) -> ConversationSoFar:
     """The last HISTORY_MAX_MESSAGES messages of the session and, among them, the last ``turns`` answered
-    exchanges; 1 query."""
+    exchanges (an answer whose audit log is gone, e.g. purged, is not a turn: a session whose last 40 messages
+    hold fewer than ``turns`` answers gives fewer turns); 1 query."""
     if session is None:
         return ConversationSoFar()
     rows = (
