@@ -103,6 +103,7 @@ class TorchRuntime:
         self._model = SentenceTransformer(str(model_dir), device="cpu")
         self.max_seq_length = self._model.max_seq_length
         self.hf_tokenizer = self._model.tokenizer
+        self.transformer = self._model[0].auto_model  # the Hugging Face model under the pooling (what is exported)
 
     def token_count(self, text: str) -> int:
         return len(self.hf_tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
@@ -194,7 +195,6 @@ def export(onnx_dir: Path = DEFAULT_ONNX_DIR, model_dir: Path | None = None) -> 
     """Export the installed model to ``onnx_dir`` (replacing it only once the new file agrees with PyTorch on
     CHECK_TEXTS); returns the agreement. Offline: it reads the model package only."""
     import torch  # lazy: install-time only
-    from transformers import AutoModel  # lazy, as above
 
     model_dir = model_dir or model_package_dir()
     onnx_dir = Path(onnx_dir)
@@ -205,8 +205,8 @@ def export(onnx_dir: Path = DEFAULT_ONNX_DIR, model_dir: Path | None = None) -> 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        model = AutoModel.from_pretrained(str(model_dir)).eval()
         reference = TorchRuntime(model_dir, threads=1)
+        model = reference.transformer.eval()  # the reference's own weights: exported as checked
         sample = reference.hf_tokenizer(["a short sentence", "a longer sentence with more words"],
                                         padding=True, return_tensors="pt")
         axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, "last_hidden_state")}

@@ -6,15 +6,15 @@ layer (analytics), so a caller passes its reader in as ``feedback_scores``.
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from pgvector import Vector
@@ -33,7 +33,7 @@ from runbooks.lexical import (
     title_exact,
 )
 from runbooks.models import ExecutionStatus, Runbook, RunbookStatus
-from runbooks.selectors import smoothed_success, visible_runbooks
+from runbooks.selectors import operator_reader, smoothed_success, visible_runbooks
 from runbooks.sql import candidate_rows, hnsw_scan_set_local, queryset_condition
 
 logger = logging.getLogger(__name__)
@@ -270,34 +270,32 @@ def searchable_runbooks(user) -> QuerySet[Runbook]:
     return visible_runbooks(user).filter(status=RunbookStatus.ACTIVE)
 
 
-_conditions: OrderedDict[tuple, tuple[str, tuple]] = OrderedDict()
-_conditions_lock = threading.Lock()
-CONDITIONS_CACHED = 4096
-
-
 def searchable_condition(user) -> tuple[str, list]:
     """``searchable_runbooks(user)`` compiled to its WHERE condition (runbooks.sql.queryset_condition), once per
     user and process: building and compiling the queryset was ~2.7 ms of every search. The compiled text depends
     only on who the user is — anonymous, a superuser, or which other user: their groups are read by the
     statement when it runs — so a cached condition never misses a change of groups or of the runbooks."""
     if user is None or not user.is_authenticated:
-        key: tuple = ("anonymous",)
+        where, params = _compiled_condition("anonymous", None)
     elif user.is_superuser:
-        key = ("superuser",)
+        where, params = _compiled_condition("superuser", None)
     else:
-        key = ("user", user.pk)
-    with _conditions_lock:
-        cached = _conditions.get(key)
-        if cached is not None:
-            _conditions.move_to_end(key)
-    if cached is None:
-        where, params = queryset_condition(searchable_runbooks(user))
-        cached = (where, tuple(params))
-        with _conditions_lock:
-            _conditions[key] = cached
-            while len(_conditions) > CONDITIONS_CACHED:
-                _conditions.popitem(last=False)
-    return cached[0], list(cached[1])
+        where, params = _compiled_condition("user", user.pk)
+    return where, list(params)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_condition(kind: str, pk) -> tuple[str, tuple]:
+    """The condition for a reader of this kind: none (anonymous), the operator (a superuser), or the user ``pk``
+    (only their pk is in the statement)."""
+    if kind == "anonymous":
+        reader = None
+    elif kind == "superuser":
+        reader = operator_reader()
+    else:
+        reader = get_user_model()(pk=pk)
+    where, params = queryset_condition(searchable_runbooks(reader))
+    return where, tuple(params)
 
 
 def runbook_search(
