@@ -124,6 +124,7 @@ def test_readyz_shows_the_cap_and_the_queue(client, settings):
     llm = client.get("/readyz").json()["llm"]
     assert llm["cap"] == 7 and llm["in_flight"] == 0 and llm["waiting"] == 0
     assert llm["scope"] == "per worker process"
+    assert "next_slot_in_seconds" in llm
 
 
 def test_a_reservation_given_up_before_the_llm_hands_its_slot_back(settings):
@@ -179,3 +180,82 @@ def test_the_queue_wait_runs_while_the_answer_is_prepared(settings):
 
     assert async_to_sync(scenario)() < 0.2
     assert gate.status().in_flight == 0 and gate.status().waiting == 0
+
+
+def _history(gate: LLMGate, *, calls: int, seconds: float):
+    """``calls`` finished calls of ``seconds`` each, held at once (so the history costs ``seconds``)."""
+
+    async def one(index):
+        async with gate.slot(user_key=f"history-{index}"):
+            await asyncio.sleep(seconds)
+
+    async def scenario():
+        await asyncio.gather(*(one(index) for index in range(calls)))
+
+    async_to_sync(scenario)()
+
+
+def test_with_no_slot_able_to_free_in_time_the_queue_is_skipped(settings):
+    """Recent calls took >= 1 s and the one in flight has just started: waiting 0.3 s in the queue could not
+    end in a slot, so the busy answer comes at once instead of after the wait."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_MAX_IN_FLIGHT_PER_USER = 8, 1
+    settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 5, 0.3
+    gate = LLMGate()
+    assert gate.next_free_in() is None, "no history yet: nothing is assumed"
+    _history(gate, calls=8, seconds=1.0)
+    settings.LLM_MAX_IN_FLIGHT = 1
+
+    async def scenario():
+        async with gate.slot(user_key="a"):
+            expected = gate.status().next_free_in
+            started = time.perf_counter()
+            with pytest.raises(LLMBusy) as refused:
+                async with gate.slot(user_key="b"):
+                    pass
+            return expected, refused.value, time.perf_counter() - started
+
+    expected, refused, seconds = async_to_sync(scenario)()
+    assert 0.8 < expected < 1.2
+    assert refused.kind == "cap" and "none can finish within 0.3 s" in refused.reason
+    assert seconds < 0.1, "not after the 0.3 s queue wait"
+    assert gate.status().in_flight == 0 and gate.status().waiting == 0
+
+
+def test_a_call_about_to_finish_is_still_waited_for(settings):
+    """Recent calls took ~0.5 s and the one in flight is 0.3 s old: a slot may free within the 0.5 s wait."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_MAX_IN_FLIGHT_PER_USER = 8, 1
+    settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 5, 0.5
+    gate = LLMGate()
+    _history(gate, calls=8, seconds=0.5)
+    settings.LLM_MAX_IN_FLIGHT = 1
+
+    async def holder():
+        async with gate.slot(user_key="a"):
+            await asyncio.sleep(0.45)
+
+    async def scenario():
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0.3)
+        async with gate.slot(user_key="b"):
+            got = gate.status().in_flight
+        await task
+        return got
+
+    assert async_to_sync(scenario)() == 1, "the slot freed by the finished call was taken, no busy answer"
+
+
+def test_slots_given_back_unused_do_not_count_as_calls(settings):
+    """A question that failed before the LLM hands its slot back at once: that is not how long a call takes (it
+    would make every slot look about to free)."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 1, 5, 0.5
+    gate = LLMGate()
+
+    async def scenario():
+        for _ in range(10):
+            reservation = gate.reserve(user_key="a")
+            await asyncio.sleep(0)
+            await reservation.cancel()
+        async with gate.slot(user_key="a"):
+            return gate.next_free_in()
+
+    assert async_to_sync(scenario)() is None

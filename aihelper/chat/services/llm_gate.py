@@ -4,7 +4,10 @@ An answer asks for a slot before calling the model. A free slot is taken at once
 waits in a short queue (``LLM_QUEUE_WAIT_SECONDS``, at most ``LLM_QUEUE_MAX`` waiting) and, when none
 frees in time, gets the busy answer (retrieval only, with a note) instead of waiting for someone
 else's answer to finish. A user who already has ``LLM_MAX_IN_FLIGHT_PER_USER`` calls running gets the
-busy answer at once: one engineer cannot take the whole cap.
+busy answer at once: one engineer cannot take the whole cap. The queue is skipped when no slot can free in time:
+once enough calls have finished, the gate knows how long the shortest tenth of them took, and when the oldest call
+in flight is that far from finishing by more than the queue wait, waiting would only delay the busy answer (under
+sustained overload, every busy answer would otherwise cost the whole queue wait).
 
 Per process, not per instance: each gunicorn worker has its own counters, so an instance allows
 workers x ``LLM_MAX_IN_FLIGHT``. That needs no shared state on the path of every answer; a per-instance
@@ -16,10 +19,11 @@ event loop of its own; waiting is a short poll, never a blocked thread.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -30,6 +34,12 @@ from aihelper.core import metrics
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+# How long calls hold a slot, from the last DURATIONS_KEPT that finished; trusted from EXPECTED_SAMPLES on. The
+# shortest SHORT_QUANTILE of them is how soon a call in flight may finish: a low quantile, so the queue is skipped
+# only when even a short answer could not free a slot in time.
+DURATIONS_KEPT = 64
+EXPECTED_SAMPLES = 8
+SHORT_QUANTILE = 0.1
 
 
 class LLMBusy(Exception):
@@ -49,6 +59,7 @@ class GateStatus:
     per_user_cap: int
     queue_max: int
     queue_wait_seconds: float
+    next_free_in: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -58,6 +69,8 @@ class GateStatus:
             "per_user_cap": self.per_user_cap,
             "queue_max": self.queue_max,
             "queue_wait_seconds": self.queue_wait_seconds,
+            # When a slot may free (s), from recent calls' durations; null until enough calls have finished.
+            "next_slot_in_seconds": None if self.next_free_in is None else round(self.next_free_in, 2),
             "scope": "per worker process",
         }
 
@@ -68,8 +81,12 @@ class LLMGate:
         self._in_flight = 0
         self._waiting = 0
         self._per_user: Counter = Counter()
+        self._held: dict[int, float] = {}  # slot token -> when it was taken (monotonic)
+        self._tokens = itertools.count()
+        self._durations: deque[float] = deque(maxlen=DURATIONS_KEPT)
 
     def status(self) -> GateStatus:
+        next_free_in = self.next_free_in() if self._held else None
         with self._lock:
             return GateStatus(
                 in_flight=self._in_flight,
@@ -78,27 +95,44 @@ class LLMGate:
                 per_user_cap=settings.LLM_MAX_IN_FLIGHT_PER_USER,
                 queue_max=settings.LLM_QUEUE_MAX,
                 queue_wait_seconds=settings.LLM_QUEUE_WAIT_SECONDS,
+                next_free_in=next_free_in,
             )
 
-    def _try_take(self, user_key) -> str:
-        """'' when a slot was taken, else why not ('cap' or 'user_cap')."""
+    def _try_take(self, user_key) -> tuple[str, int | None]:
+        """('', the slot's token) when a slot was taken, else (why not: 'cap' or 'user_cap', None)."""
         with self._lock:
             if self._per_user[user_key] >= settings.LLM_MAX_IN_FLIGHT_PER_USER:
-                return "user_cap"
+                return "user_cap", None
             if self._in_flight >= settings.LLM_MAX_IN_FLIGHT:
-                return "cap"
+                return "cap", None
             self._in_flight += 1
             self._per_user[user_key] += 1
+            token = next(self._tokens)
+            self._held[token] = time.monotonic()
             metrics.LLM_IN_FLIGHT.set(self._in_flight)
-            return ""
+            return "", token
 
-    def _release(self, user_key) -> None:
+    def _release(self, user_key, token: int, *, used: bool = True) -> None:
+        """Give the slot back; ``used``: it was held for a call (its duration counts for ``next_free_in``)."""
         with self._lock:
+            taken = self._held.pop(token)
+            if used:
+                self._durations.append(time.monotonic() - taken)
             self._in_flight -= 1
             self._per_user[user_key] -= 1
             if self._per_user[user_key] <= 0:
                 del self._per_user[user_key]
             metrics.LLM_IN_FLIGHT.set(self._in_flight)
+
+    def next_free_in(self) -> float | None:
+        """Seconds until a slot in use may free: the shortest tenth of recent calls' durations less the oldest
+        call's age (0 when it may free any moment); None while too few calls have finished to tell."""
+        with self._lock:
+            if len(self._durations) < EXPECTED_SAMPLES or not self._held:
+                return None
+            ordered = sorted(self._durations)
+            shortest = ordered[int(len(ordered) * SHORT_QUANTILE)]
+            return max(0.0, min(self._held.values()) + shortest - time.monotonic())
 
     def _enqueue(self) -> bool:
         with self._lock:
@@ -113,23 +147,29 @@ class LLMGate:
             self._waiting -= 1
             metrics.LLM_QUEUE_DEPTH.set(self._waiting)
 
-    async def _acquire(self, user_key) -> None:
-        refused = self._try_take(user_key)
+    async def _acquire(self, user_key) -> int:
+        """The token of the slot taken; raises LLMBusy."""
+        refused, token = self._try_take(user_key)
         if refused == "user_cap":
             limit = settings.LLM_MAX_IN_FLIGHT_PER_USER
             raise LLMBusy(f"busy: this user already has {limit} answers in progress", kind="user_cap")
         if not refused:
-            return
+            return token
+        wait = settings.LLM_QUEUE_WAIT_SECONDS
+        expected = self.next_free_in()
+        if expected is not None and expected > wait:
+            raise LLMBusy(f"busy: {settings.LLM_MAX_IN_FLIGHT} LLM calls in flight; none can finish within "
+                          f"{wait:g} s", kind="cap")
         if not self._enqueue():
             raise LLMBusy(f"busy: {settings.LLM_MAX_IN_FLIGHT} LLM calls in flight and the queue is full",
                           kind="queue_full")
         try:
-            deadline = time.monotonic() + settings.LLM_QUEUE_WAIT_SECONDS
+            deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 await asyncio.sleep(POLL_SECONDS)
-                refused = self._try_take(user_key)
+                refused, token = self._try_take(user_key)
                 if not refused:
-                    return
+                    return token
         finally:
             self._dequeue()
         raise LLMBusy(
@@ -138,9 +178,9 @@ class LLMGate:
             kind=refused,
         )
 
-    async def _acquire_logged(self, user_key) -> None:
+    async def _acquire_logged(self, user_key) -> int:
         try:
-            await self._acquire(user_key)
+            return await self._acquire(user_key)
         except LLMBusy as exc:
             metrics.LLM_CAP_REJECTIONS.labels(kind=exc.kind).inc()
             status = self.status()
@@ -154,11 +194,11 @@ class LLMGate:
     @asynccontextmanager
     async def slot(self, *, user_key):
         """Hold one LLM slot for the body of the ``async with``; raises ``LLMBusy`` when none is free."""
-        await self._acquire_logged(user_key)
+        token = await self._acquire_logged(user_key)
         try:
             yield
         finally:
-            self._release(user_key)
+            self._release(user_key, token)
 
     def reserve(self, *, user_key) -> Reservation:
         """Start asking for a slot now (a task), while the caller does other work (the retrieval); enter the
@@ -194,16 +234,16 @@ class Reservation:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        self._gate._release(self._user_key)
+        self._gate._release(self._user_key, self._task.result())
 
     async def cancel(self) -> None:
         if not self._task.done():
             self._task.cancel()
         try:
-            await self._task
+            token = await self._task
         except (asyncio.CancelledError, LLMBusy):
             return
-        self._gate._release(self._user_key)  # the slot had been taken: hand it back
+        self._gate._release(self._user_key, token, used=False)  # taken but never used: hand it back
 
 
 llm_gate = LLMGate()
