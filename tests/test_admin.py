@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -39,10 +41,35 @@ def test_admin_redirects_anonymous_users_to_login(client, name):
     assert "/admin/login/" in response["Location"]
 
 
-def test_runbook_admin_shows_embedding_status(client, staff_user, populated):
+def _embedding_cells(html: str) -> dict[str, str]:
+    """{runbook name: its embedding_state cell} from the changelist rows."""
+    cells = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.DOTALL):
+        name = re.search(r'class="field-name[^"]*"[^>]*>(?:<a [^>]*>)?([^<]+)', row)
+        state = re.search(r'<td class="field-embedding_state[^"]*">([^<]*)</td>', row)
+        if name and state:
+            cells[name.group(1).strip()] = state.group(1).strip()
+    return cells
+
+
+def test_runbook_admin_shows_embedding_status(client, staff_user):
+    """Each row says whether its runbook is searchable by meaning: never embedded, embedded from its current
+    text, or embedded from text that has changed since."""
+    from runbooks.models import Runbook
+    from runbooks.services import runbooks_embed
+
+    missing = RunbookFactory(name="NeverEmbedded")
+    current = RunbookFactory(name="EmbeddedAndCurrent")
+    stale = RunbookFactory(name="EmbeddedThenEdited")
+    runbooks_embed(runbook_ids=[current.pk, stale.pk])
+    Runbook.objects.filter(pk=stale.pk).update(description="rewritten after the embedding")  # no re-embed
     client.force_login(staff_user)
     response = client.get(reverse("admin:runbooks_runbook_changelist"))
-    assert "missing" in response.content.decode()
+    assert response.status_code == 200
+    cells = _embedding_cells(response.content.decode())
+    assert cells[missing.name] == "missing"
+    assert cells[current.name] == "current"
+    assert cells[stale.name] == "stale"
 
 
 def test_audit_log_and_events_are_read_only_in_admin(client, staff_user, populated):

@@ -68,11 +68,19 @@ def test_stream_errors_are_json(auth_client, other_user):
     assert anonymous.post("/chat/stream", {"message": "hi"}, content_type="application/json").status_code == 401
 
 
-def test_no_js_form_posts_and_redirects(auth_client, library, recommend_all, offline):
+def test_no_js_form_posts_and_redirects(auth_client, user, library, recommend_all, offline):
     response = auth_client.post("/chat/send", {"message": "node disk is full"})
     assert response.status_code == 302
-    assert auth_client.get(response["Location"]).status_code == 200
-    assert auth_client.post("/chat/send", {"message": ""}).status_code == 400
+    session = ChatSession.objects.get(user=user)
+    assert response["Location"] == f"/chat/{session.pk}/"
+    assert list(session.messages.values_list("role", flat=True).order_by("created_at")) == ["user", "assistant"]
+    page = auth_client.get(response["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "node disk is full" in html and "NodeDiskFull" in html  # the question and its runbook card
+    response = auth_client.post("/chat/send", {"message": ""})
+    assert response.status_code == 400
+    assert ChatSession.objects.count() == 1
 
 
 @pytest.mark.parametrize("source", [{}, ["widget"], 7, None])

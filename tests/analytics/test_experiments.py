@@ -87,15 +87,21 @@ def test_admin_shows_validation_errors(client, staff_user):
 
 def test_assignment_is_stable_and_applies_to_search_config():
     experiment()
-    user = UserFactory()
-    first = experiment_assignment_for(user=user)
-    assert first is not None and first.experiment == "thresholds"
-    assert all(experiment_assignment_for(user=user) == first for _ in range(5))
-    config = SearchConfig.from_settings(**first.overrides)
-    if first.variant == "low-threshold":
-        assert (config.threshold, config.max_recommended) == (0.4, 2)
-    else:
-        assert first.overrides == {}
+    by_variant = {}
+    while len(by_variant) < 2:  # a user in each variant (assignment is by a hash of the user id)
+        user = UserFactory()
+        by_variant.setdefault(experiment_assignment_for(user=user).variant, user)
+    default = SearchConfig.from_settings()
+    for variant, user in by_variant.items():
+        first = experiment_assignment_for(user=user)
+        assert first.experiment == "thresholds" and first.variant == variant
+        assert all(experiment_assignment_for(user=user) == first for _ in range(5))
+        config = SearchConfig.from_settings(**first.overrides)
+        if variant == "low-threshold":
+            assert (config.threshold, config.max_recommended) == (0.4, 2)
+        else:
+            assert (config.threshold, config.max_recommended) == (default.threshold, default.max_recommended)
+    assert default.threshold != 0.4 or default.max_recommended != 2, "the variants must differ for this test"
 
 
 def test_assignment_is_balanced_by_weight():
@@ -117,7 +123,9 @@ def test_no_assignment_outside_the_window_or_for_anonymous():
     assert experiment_assignment_for(user=user) is None
     experiment(starts_at=timezone.now() - dt.timedelta(days=10), ends_at=timezone.now() - dt.timedelta(days=1))
     assert experiment_assignment_for(user=user) is None
-    assert experiment_assignment_for(user=AnonymousUser()) is None
+    experiment(key="running")
+    assert experiment_assignment_for(user=user) is not None
+    assert experiment_assignment_for(user=AnonymousUser()) is None, "anonymous visitors are never assigned"
 
 
 def test_wilson_interval_known_values():

@@ -207,6 +207,10 @@ def test_manual_solution_click_is_appended_without_a_runbook_event(auth_client, 
                                                             "user_action": "dismissed"}},
     )
     assert response.status_code == 201
+    assert response.json()["click_count"] == 1
+    audit_log.refresh_from_db()
+    clicks = audit_log.user_modifications["clicks"]
+    assert [(c["solution_chosen_id"], c["user_action"], c["rank"]) for c in clicks] == [("manual-1", "dismissed", 1)]
     assert RunbookInteractionEvent.objects.filter(audit_log=audit_log).count() == 0
 
 

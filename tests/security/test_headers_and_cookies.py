@@ -52,10 +52,20 @@ def test_error_responses(client, owner, path, status):
 
 def test_login_page_csrf_failure_405_400_and_500(owner, monkeypatch):
     client = Client(enforce_csrf_checks=True, raise_request_exception=False)
-    _assert_secure_headers(client.get("/accounts/login/"), "login")
-    _assert_secure_headers(client.post("/accounts/login/", {}), "csrf failure")  # 403
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    _assert_secure_headers(response, "login")
+    response = client.post("/accounts/login/", {})
+    assert response.status_code == 403  # no CSRF token
+    _assert_secure_headers(response, "csrf failure")
     client.force_login(owner[0])
-    _assert_secure_headers(client.put("/chat/"), "405")
+    response = client.put("/chat/")
+    assert response.status_code == 403  # a PUT without a CSRF token is refused before its method is looked at
+    with_token = Client(raise_request_exception=False)
+    with_token.force_login(owner[0])
+    response = with_token.put("/chat/")
+    assert response.status_code == 405
+    _assert_secure_headers(response, "405")
     response = client.post("/api/ai-helper/events", "{", content_type="application/json")
     assert response.status_code == 400  # malformed JSON is refused before the CSRF check, changing nothing
     _assert_secure_headers(response, "400")
@@ -71,9 +81,10 @@ def test_login_page_csrf_failure_405_400_and_500(owner, monkeypatch):
 def test_streamed_answer(client, owner):
     client.force_login(owner[0])
     response = client.post("/chat/stream", {"message": "disk full"}, content_type="application/json")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/event-stream")
     _assert_secure_headers(response, "stream")
     assert response["Cache-Control"] == "no-cache"
-    b"".join(response.streaming_content)
+    assert "event: done" in b"".join(response.streaming_content).decode()
 
 
 PRODUCTION_PROBE = """

@@ -12,8 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, resolve
-from django.urls.exceptions import Resolver404
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from audit.models import RunbookInteractionEvent
 from runbooks.models import RunbookExecution
@@ -229,10 +228,6 @@ def test_from_parameter_with_someone_elses_audit_log_records_nothing_on_it(clien
 
 
 def test_answer_feedback_on_someone_elses_answer_is_404(client, owner, mallory):
-    try:
-        resolve("/api/ai-helper/answer-feedback")
-    except Resolver404:
-        pytest.skip("POST /api/ai-helper/answer-feedback is not in the URLconf")
     from audit.models import AuditLog
 
     alice, owned = owner

@@ -42,9 +42,9 @@ def injected(library, recommend_all):
     return runbook
 
 
-def _answer_as_injected_model(fake, *, unpresented_id: str) -> None:
+def _answer_as_injected_model(fake, *, unpresented_id: str, presented_id: str = "00000000-0000-0000-0000-000000000000"):
     fake.text = (
-        f"Done, I have started the execution of [NodeDiskFull](/runbooks/{{presented}}/) for you.\n\n"
+        f"Done, I have started the execution of [NodeDiskFull](/runbooks/{presented_id}/) for you.\n\n"
         f"Also see [the secret one](/runbooks/{unpresented_id}/) and <http://localhost/runbooks/{unpresented_id}/> "
         f"and [reference style][r1] and [click me](javascript:alert(document.cookie)) "
         f"and [JS upper](JaVaScRiPt:alert(1)) and ![img](javascript:alert(2)).\n\n"
@@ -53,12 +53,14 @@ def _answer_as_injected_model(fake, *, unpresented_id: str) -> None:
 
 
 def test_only_presented_runbooks_stay_linked(user, library, injected, fake_anthropic):
-    restricted = library[RESTRICTED["slug"]]
-    _answer_as_injected_model(fake_anthropic, unpresented_id=str(restricted.pk))
+    restricted, disk = library[RESTRICTED["slug"]], library["test/node-disk-full"]
+    _answer_as_injected_model(fake_anthropic, unpresented_id=str(restricted.pk), presented_id=str(disk.pk))
     answer = chat_answer(user=user, message="node disk is full, pods evicted")
     presented = {solution.id for solution in answer.solutions}
-    assert str(restricted.pk) not in presented
+    assert str(disk.pk) in presented and str(restricted.pk) not in presented
     hrefs = re.findall(r'href="([^"]*)"', answer.answer_html)
+    # The presented runbook's link survives (so the filter is not simply dropping every link) ...
+    assert any(href.startswith(f"/runbooks/{disk.pk}/") for href in hrefs), hrefs
     assert all(href.startswith("/runbooks/") and href.split("/")[2] in presented for href in hrefs), hrefs
     assert str(restricted.pk) not in " ".join(hrefs)  # a bare id left as text links nowhere
     assert "javascript" not in answer.answer_html.lower().replace("javascript:alert", "")  # kept as text only
