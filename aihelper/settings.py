@@ -188,6 +188,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG and env_bool("HTTPS", False))
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
+# A JSON 403 for JSON clients (the chat stream), Django's page for forms (aihelper/core/api_errors.py).
+CSRF_FAILURE_VIEW = "aihelper.core.api_errors.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

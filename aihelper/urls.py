@@ -45,3 +45,4 @@ urlpatterns = [
 
 # JSON 404 under /api/ (what API clients parse), Django's page elsewhere.
 handler404 = "aihelper.core.api_errors.not_found"
+handler500 = "aihelper.core.api_errors.server_error"

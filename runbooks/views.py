@@ -173,11 +173,13 @@ def execution_finish_view(request, pk):
     execution = _own_execution(request, pk)
     outcome = request.POST.get("outcome")
     notes = request.POST.get("notes", "")
-    if outcome not in ("succeeded", "failed") or len(notes) > NOTES_MAX_CHARS:
-        message = (
-            "Choose succeeded or failed." if outcome not in ("succeeded", "failed")
-            else f"Notes are limited to {NOTES_MAX_CHARS} characters."
-        )
+    message = (
+        "Choose succeeded or failed." if outcome not in ("succeeded", "failed")
+        else f"Notes are limited to {NOTES_MAX_CHARS} characters." if len(notes) > NOTES_MAX_CHARS
+        else "The notes contain a NUL character (\\0), which cannot be stored: remove it." if "\x00" in notes
+        else ""
+    )
+    if message:
         return render(request, "runbooks/execution.html", _execution_context(execution, message), status=400)
     confirm = None if request.POST.get("confirm") == "1" else _finish_needs_confirmation(
         execution, outcome=outcome, notes=notes

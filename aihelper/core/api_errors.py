@@ -3,14 +3,16 @@
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from aihelper.core.api_limits import printable_json
-from aihelper.core.negotiation import is_api_request
+from aihelper.core.negotiation import is_api_request, wants_json_error
 
 # The error envelope as an OpenAPI component, for every view's documented error responses.
 ERROR_BODY = inline_serializer(
@@ -74,3 +76,21 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_request(request):
         return JsonResponse({"error": "not_found", "detail": "No such API endpoint or object."}, status=404)
     return page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the documented JSON envelope for APIs and scripts that send JSON (the chat stream), Django's
+    plain page elsewhere. The error itself is logged by Django with the request id; the body gives nothing away."""
+    if wants_json_error(request):
+        return JsonResponse({"error": "server_error", "detail": "Something went wrong on our side; it has been "
+                             "logged. Try again, and tell the team if it keeps happening."}, status=500)
+    return django_server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a JSON 403 for JSON clients (the chat stream, the APIs with a session), the page
+    elsewhere. The reason ("CSRF token missing", "Origin checking failed") says what to fix."""
+    if wants_json_error(request):
+        return JsonResponse({"error": "csrf_failed", "detail": f"CSRF check failed: {reason.rstrip('.')}. Send the "
+                             "csrftoken cookie's value in the X-CSRFToken header."}, status=403)
+    return django_csrf_failure(request, reason=reason)

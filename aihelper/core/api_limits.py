@@ -1,9 +1,11 @@
 """Request-body limits shared by every JSON API: size (413), nesting depth (400), valid JSON (400), and text
-that can be stored (400 naming the field: no NUL, no unpaired UTF-16 surrogate, in keys as in values)."""
+and numbers that can be stored (400 naming the field: no NUL, no unpaired UTF-16 surrogate, in keys as in values;
+no number beyond a double's range, such as 1e999, which parses to infinity and which jsonb refuses)."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -18,7 +20,8 @@ PATH_KEY_MAX_CHARS = 80
 # The rule every JSON API applies to every string of its body, as its OpenAPI descriptions say it.
 TEXT_RULE = (
     "Every string of the body, object keys included, must be Unicode text without NUL (U+0000) and without "
-    "unpaired UTF-16 surrogates (a lone \\ud800 escape): otherwise 400, naming the field."
+    "unpaired UTF-16 surrogates (a lone \\ud800 escape), and every number must be within a double's range (not "
+    "1e999): otherwise 400, naming the field."
 )
 
 # JSON's "\ud800" escape decodes to a lone surrogate in Python: UTF-8 cannot encode it (so neither PostgreSQL
@@ -85,10 +88,13 @@ def _string_problem(text: str, path: str, *, is_key: bool) -> TextProblem | None
 
 
 def json_text_problem(value, path: str = "") -> TextProblem | None:
-    """The first string, key or value, anywhere in ``value`` that cannot be stored, with its path
+    """The first string, key or value, or number anywhere in ``value`` that cannot be stored, with its path
     (``events[2].metadata.k``); None when all of it can. Call it on JSON no deeper than MAX_JSON_DEPTH."""
     if isinstance(value, str):
         return _string_problem(value, path, is_key=False)
+    if isinstance(value, float) and not math.isfinite(value):
+        message = "This number is beyond a double's range (it reads as infinity): it cannot be stored."
+        return TextProblem(path=path or "non_field_errors", message=message)
     if isinstance(value, dict):
         for key, item in value.items():
             item_path = _key_path(path, key)
@@ -125,15 +131,23 @@ def json_body_parse(raw: bytes, *, item_checked_keys: tuple[str, ...] = ()) -> o
     """
     if not raw.strip():
         raise ParseError("The request body is empty; send a JSON object.")
+    out_of_range: list[str] = []
+
+    def parse_float(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            out_of_range.append(text)  # kept as infinity, found and named (with its path) by the walk below
+        return number
+
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=parse_float)
     except RecursionError:
         raise ParseError(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(f"The request body is not valid JSON: {exc}") from None
     if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ParseError(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
-    if _UNSTORABLE_ESCAPE.search(raw):  # a cheap filter: the walk below decides
+    if out_of_range or _UNSTORABLE_ESCAPE.search(raw):  # a cheap filter: the walk below decides
         checked = data
         if isinstance(data, dict) and item_checked_keys:
             checked = {key: [] if key in item_checked_keys and isinstance(item, list) else item

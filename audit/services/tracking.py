@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from aihelper.core.redaction import redact
-from audit.models import AuditLog, EventSource, EventType
+from audit.models import AuditLog, EventIdClaim, EventSource, EventType
 from audit.selectors import audit_logs_for_user
 from audit.services.store import DuplicateEvent
 from audit.sql import JsonbAppend, ListLength, StoredEntry, click_record_call
@@ -73,11 +73,14 @@ def click_record(
     audit log: a repeated id is a duplicate only when the click is the same).
     """
     event_id = event_id or uuid.uuid4()
+    # A runbook click's event claims its id (the event store's trigger); a click on anything else writes no event,
+    # so it claims its id itself, in the same transaction: one id space for clicks, events and feedback.
+    claims_own_id = solution_type != "runbook"
     try:
         # A stored-procedure call (audit.sql.CLICK_RECORD_SQL), kept because this is the hot path
         # (docs/decisions.md). In autocommit the one statement is its own transaction (no BEGIN / COMMIT
         # round trips); inside a caller's transaction a savepoint keeps a failure from breaking it.
-        autocommit = connection.get_autocommit() and not connection.in_atomic_block
+        autocommit = connection.get_autocommit() and not connection.in_atomic_block and not claims_own_id
         with contextlib.nullcontext() if autocommit else transaction.atomic():
             outcome = click_record_call(
                 user_id=user.pk,
@@ -91,6 +94,8 @@ def click_record(
                 source=source,
                 event_type=ACTION_EVENT_TYPES[user_action],
             )
+            if claims_own_id and outcome["status"] == "created":
+                _event_id_claim(event_id)
     except IntegrityError as exc:
         if "runbook_interaction_event_ids_pkey" in str(exc):
             raise DuplicateEvent(str(event_id)) from None
@@ -126,6 +131,12 @@ def click_record(
         time_to_decision_seconds=float(outcome["time_to_decision_seconds"]),
         duplicate=status == "duplicate",
     )
+
+
+def _event_id_claim(event_id: uuid.UUID) -> None:
+    """Take ``event_id`` in the id space the event store keeps (runbook_interaction_event_ids); IntegrityError
+    on its primary key when a click, an event or feedback already has it."""
+    EventIdClaim.objects.create(event_id=event_id, event_timestamp=timezone.now())
 
 
 def _same_click(
@@ -170,7 +181,8 @@ def answer_feedback_record(
 
     Same locking as click_record: the row is locked and one PostgreSQL-computed UPDATE appends, so
     concurrent feedback is never lost. A repeated event_id with the same rating and comment is acknowledged
-    and stored once; with another rating or comment it raises DuplicateEvent. Raises AuditLog.DoesNotExist
+    and stored once; with another rating or comment, or an id a click, an event or anyone's feedback already
+    has, it raises DuplicateEvent. Raises AuditLog.DoesNotExist
     for someone else's (or an unknown) audit log.
     """
     if rating not in FEEDBACK_RATINGS:
@@ -190,6 +202,11 @@ def answer_feedback_record(
             if previous.get("rating") != rating or previous.get("comment") != cleaned.text:
                 raise DuplicateEvent(str(event_id))
             return AnswerFeedbackResult(audit_log.pk, event_id, rating, audit_log.feedback_count, True)
+        try:
+            with transaction.atomic():
+                _event_id_claim(event_id)  # one id space: a click's, an event's or anyone's feedback id conflicts
+        except IntegrityError:
+            raise DuplicateEvent(str(event_id)) from None
         entry = {
             "rating": rating,
             "comment": cleaned.text,

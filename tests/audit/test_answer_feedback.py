@@ -209,7 +209,7 @@ def test_concurrent_feedback_over_http_loses_nothing(live_server):
     assert len({entry["event_id"] for entry in feedback}) == 12
 
 
-def test_the_append_is_one_locked_select_and_one_update_computed_by_postgresql(user, audit_log):
+def test_the_append_is_one_locked_select_a_claim_and_one_update_computed_by_postgresql(user, audit_log):
     for _ in range(3):
         answer_feedback_record(user=user, audit_log_id=audit_log.pk, rating="up", comment="c" * 500)
     with CaptureQueriesContext(connection) as queries:
@@ -218,7 +218,70 @@ def test_the_append_is_one_locked_select_and_one_update_computed_by_postgresql(u
     statements = [
         q["sql"] for q in queries.captured_queries if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE"))
     ]
-    assert len(statements) == 2
+    # The locked read, the claim of the entry's event_id (one id space with clicks and events), the append.
+    assert len(statements) == 3
     assert statements[0].upper().startswith("SELECT") and "FOR UPDATE" in statements[0].upper()
-    assert statements[1].upper().startswith("UPDATE") and "jsonb_set" in statements[1]
-    assert "c" * 500 not in statements[1]  # earlier entries are never sent back: PostgreSQL appends
+    assert statements[1].upper().startswith('INSERT INTO "RUNBOOK_INTERACTION_EVENT_IDS"')
+    assert statements[2].upper().startswith("UPDATE") and "jsonb_set" in statements[2]
+    assert "c" * 500 not in statements[2]  # earlier entries are never sent back: PostgreSQL appends
+
+
+def _click(client, audit_log, *, event_id, solution=None):
+    runbook = solution or audit_log.ai_action_details["solutions_presented"][0]
+    return client.post("/api/ai-helper/track-choice", data=json.dumps({
+        "audit_log_id": str(audit_log.pk), "event_id": event_id,
+        "choice_data": {"solution_chosen_id": runbook["id"], "solution_chosen_type": runbook["type"],
+                        "user_action": "clicked_link"},
+    }), content_type="application/json")
+
+
+def _event(client, audit_log, *, event_id):
+    return client.post("/api/ai-helper/events", data=json.dumps({"events": [{
+        "event_id": event_id, "event_type": "viewed_detail", "audit_log_id": str(audit_log.pk),
+        "runbook_id": audit_log.ai_action_details["solutions_presented"][0]["id"], "source": "chat_page",
+        "client_timestamp": "2026-12-02T10:00:00Z",
+    }]}), content_type="application/json")
+
+
+def test_one_id_space_for_clicks_events_and_feedback(auth_client, user, audit_log):
+    """docs/tracking.md "Repeated event ids": an id a click, an event or feedback already has is a conflict on
+    every endpoint, whichever came first, and nothing is stored for the second."""
+    click_id, event_id, feedback_id = (str(uuid.uuid4()) for _ in range(3))
+    assert _click(auth_client, audit_log, event_id=click_id).status_code == 201
+    assert _event(auth_client, audit_log, event_id=event_id).status_code == 201
+    for taken in (click_id, event_id):
+        response = _post(auth_client, {"audit_log_id": str(audit_log.pk), "rating": "up", "event_id": taken})
+        assert response.status_code == 409 and response.json()["error"] == "conflict", response.content
+    assert _post(auth_client, {"audit_log_id": str(audit_log.pk), "rating": "up", "event_id": feedback_id}
+                 ).status_code == 201
+    response = _click(auth_client, audit_log, event_id=feedback_id)
+    assert response.status_code == 409, response.content
+    batch = _event(auth_client, audit_log, event_id=feedback_id).json()
+    assert batch["accepted"] == [] and batch["rejected"][0]["error"] == "conflict"
+    audit_log.refresh_from_db()
+    assert [entry["event_id"] for entry in audit_log.user_modifications["feedback"]] == [feedback_id]
+    assert [click["event_id"] for click in audit_log.user_modifications["clicks"]] == [click_id]
+
+
+def test_a_manual_solution_click_takes_its_id_too(auth_client, user):
+    manual = {"rank": 1, "type": "manual", "id": "manual-1", "title": "check the dashboard"}
+    from audit.details import PresentedSolution
+
+    audit_log = AuditLogFactory(user=user, query="weird", presented=[PresentedSolution(**manual)])
+    click_id = str(uuid.uuid4())
+    assert _click(auth_client, audit_log, event_id=click_id, solution=manual).status_code == 201
+    assert _click(auth_client, audit_log, event_id=click_id, solution=manual).json()["duplicate"] is True
+    response = _post(auth_client, {"audit_log_id": str(audit_log.pk), "rating": "down", "event_id": click_id})
+    assert response.status_code == 409, response.content
+
+
+def test_another_users_feedback_id_is_a_conflict_that_says_nothing_about_it(client, user, audit_log):
+    feedback_id = str(uuid.uuid4())
+    answer_feedback_record(user=user, audit_log_id=audit_log.pk, rating="up", comment="secret", event_id=feedback_id)
+    mallory = UserFactory(username="mallory")
+    theirs = _answer(mallory)
+    client.force_login(mallory)
+    response = _post(client, {"audit_log_id": str(theirs.pk), "rating": "up", "event_id": feedback_id})
+    assert response.status_code == 409 and "secret" not in response.content.decode()
+    theirs.refresh_from_db()
+    assert theirs.user_modifications.get("feedback", []) == []

@@ -111,6 +111,29 @@ def test_anonymous_cannot_send_events(client):
     assert _post(client, [_event(runbook)]).status_code in (401, 403)
 
 
+def test_a_number_beyond_a_double_is_rejected_with_its_event_and_the_rest_of_the_batch_is_kept(auth_client):
+    """1e999 is valid JSON syntax but reads as infinity, which jsonb refuses: before, the whole batch failed with
+    an HTML 500 and its valid events were lost."""
+    runbook = RunbookFactory()
+
+    def event(extra: str = "") -> tuple[str, str]:
+        event_id = str(uuid.uuid4())
+        return event_id, (f'{{"event_id": "{event_id}", "event_type": "viewed_detail", "runbook_id": "{runbook.pk}", '
+                          f'"source": "direct", "client_timestamp": "{timezone.now().isoformat()}"{extra}}}')
+
+    (good, first), (_, second), (_, third) = event(), event(', "metadata": {"k": 1e999}'), event(
+        ', "page_context": {"scroll": [-1e400]}')
+    response = auth_client.post("/api/ai-helper/events", f'{{"events": [{first}, {second}, {third}]}}',
+                                content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["accepted"] == [good]
+    assert [item["index"] for item in body["rejected"]] == [1, 2]
+    rejected = json.dumps(body["rejected"])
+    assert "metadata.k" in rejected and "page_context.scroll[0]" in rejected and "range" in rejected
+    assert RunbookInteractionEvent.objects.count() == 1
+
+
 def test_nul_characters_in_event_json_are_rejected_and_the_rest_of_the_batch_is_kept(auth_client):
     runbook = RunbookFactory()
 

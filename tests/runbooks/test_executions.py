@@ -78,6 +78,16 @@ def test_finish_requires_an_outcome(auth_client, recommended):
     assert RunbookExecution.objects.get().status == "in_progress"
 
 
+def test_notes_with_a_nul_character_are_refused_in_words_and_the_run_stays_open(auth_client, recommended):
+    runbook, _ = recommended
+    auth_client.post(f"/runbooks/{runbook.pk}/executions/")
+    execution = RunbookExecution.objects.get()
+    response = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/",
+                                {"outcome": "failed", "notes": "disk a\x00b", "confirm": "1"})
+    assert response.status_code == 400 and b"NUL character" in response.content
+    assert RunbookExecution.objects.get().status == "in_progress"
+
+
 def test_someone_elses_execution_is_404(client, other_user, auth_client, recommended):
     runbook, _ = recommended
     auth_client.post(f"/runbooks/{runbook.pk}/executions/")

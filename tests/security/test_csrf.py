@@ -84,3 +84,18 @@ def test_token_authenticated_api_clients_need_no_csrf_token(owner):
     response = client.post("/api/ai-helper/track-choice", "{}", content_type="application/json",
                            HTTP_AUTHORIZATION=f"Token {token.key}")
     assert response.status_code == 400
+
+
+def test_the_chat_stream_says_what_failed_in_json_and_a_form_gets_the_page(owner):
+    """The stream is posted by the page's script as JSON: a missing token is a JSON 403 it can show, not an HTML
+    page it cannot read. A browser form still gets Django's page."""
+    alice, _ = owner
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post("/chat/stream", '{"message": "disk full"}', content_type="application/json")
+    assert response.status_code == 403 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"] == "csrf_failed" and "X-CSRFToken" in body["detail"]
+    assert body["detail"].startswith("CSRF check failed: CSRF cookie not set. ")
+    form = client.post("/accounts/login/", {"username": "alice", "password": "x"}, HTTP_ACCEPT="text/html")
+    assert form.status_code == 403 and form["Content-Type"].startswith("text/html")

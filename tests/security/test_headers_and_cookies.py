@@ -78,6 +78,22 @@ def test_login_page_csrf_failure_405_400_and_500(owner, monkeypatch):
     assert b"ZeroDivisionError" not in response.content  # no debug page in production
 
 
+def test_an_unexpected_error_under_the_api_is_the_json_envelope(owner, monkeypatch):
+    """A bug behind an API (never expected, always logged) still answers in the documented error envelope, not
+    Django's HTML page, and gives nothing away."""
+    from aihelper.chat import apis
+
+    monkeypatch.setattr(apis, "chat_session_list", lambda **kwargs: 1 / 0)
+    client = Client(raise_request_exception=False)
+    client.force_login(owner[0])
+    response = client.get("/api/ai-helper/sessions/")
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"] == "server_error" and "logged" in body["detail"]
+    assert "ZeroDivisionError" not in response.content.decode()
+    _assert_secure_headers(response, "api 500")
+
+
 def test_streamed_answer(client, owner):
     client.force_login(owner[0])
     response = client.post("/chat/stream", {"message": "disk full"}, content_type="application/json")

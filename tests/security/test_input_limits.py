@@ -70,6 +70,15 @@ def test_malformed_json_is_400(api, path):
         assert body["detail"]
 
 
+@pytest.mark.parametrize("path", [*JSON_APIS, "/api/ai-helper/answer-feedback"])
+def test_a_number_beyond_a_double_is_400_naming_its_field(api, path):
+    """1e999 is valid JSON but reads as infinity, which no JSON column can store: a 400 naming where it is."""
+    for raw, field in (('{"message": "disk", "page_context": {"zoom": 1e999}}', "page_context.zoom"),
+                       ('{"message": "disk", "events": [], "rank": -1e400}', "rank")):
+        body = _error(api.post(path, raw, content_type="application/json"), 400)
+        assert list(body["fields"]) == [field] and "range" in body["fields"][field][0], body
+
+
 def test_more_than_100_events_is_400(api):
     event = {"event_id": str(uuid.uuid4()), "event_type": "clicked_link", "runbook_id": str(uuid.uuid4()),
              "source": "search_page", "client_timestamp": "2026-01-01T00:00:00Z"}
