@@ -17,6 +17,7 @@ from aihelper.chat.models import ChatSession
 from aihelper.chat.selectors import chat_messages_display, chat_session_get, chat_session_list
 from aihelper.chat.services.orchestrator import SessionNotFound, achat_answer
 from aihelper.core.api_errors import ERROR_BODY
+from aihelper.core.api_fields import JSONCharField, JSONUUIDField
 from aihelper.core.api_limits import TEXT_RULE, LimitedJSONParser
 from audit.details import TURN_KINDS
 from audit.models import EventSource
@@ -32,9 +33,9 @@ AUTH_ERRORS = {
 class PageContextSerializer(serializers.Serializer):
     """Where the engineer asked from: the page path and, on a runbook page, its id."""
 
-    path = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    runbook_id = serializers.UUIDField(required=False, allow_null=True)
-    title = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    path = JSONCharField(max_length=500, required=False, allow_blank=True)
+    runbook_id = JSONUUIDField(required=False, allow_null=True)
+    title = JSONCharField(max_length=300, required=False, allow_blank=True)
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -53,13 +54,13 @@ class PageContextSerializer(serializers.Serializer):
 
 
 class ChatQueryInputSerializer(serializers.Serializer):
-    message = serializers.CharField(
+    message = JSONCharField(
         trim_whitespace=True,
         min_length=1,
         help_text="The question: not blank (surrounding whitespace is trimmed first), at most "
         "AIHELPER_MAX_QUERY_CHARS characters (4000 by default).",
     )
-    session_id = serializers.UUIDField(required=False, allow_null=True)
+    session_id = JSONUUIDField(required=False, allow_null=True)
     page_context = PageContextSerializer(required=False)
 
     def validate_message(self, value: str) -> str:

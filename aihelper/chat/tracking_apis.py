@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from aihelper.chat.models import ChatSession
 from aihelper.core.api_errors import ERROR_BODY
+from aihelper.core.api_fields import JSONCharField, JSONUUIDField
 from aihelper.core.api_limits import TEXT_RULE, LimitedJSONParser, json_text_problem
 from audit.details import SOLUTION_TYPES, ActionDetails
 from audit.models import AuditLog, EventSource
@@ -78,7 +79,7 @@ class SmallJSONField(serializers.JSONField):
 class ChoiceDataSerializer(serializers.Serializer):
     """What the engineer chose: which presented solution, and what they did with it."""
 
-    solution_chosen_id = serializers.CharField(
+    solution_chosen_id = JSONCharField(
         min_length=1,
         max_length=100,
         help_text="The id of a solution the answer presented (a runbook UUID for runbooks).",
@@ -95,9 +96,9 @@ class TrackChoiceApi(APIView):
     throttle_classes = [TrackingThrottle]
 
     class InputSerializer(serializers.Serializer):
-        audit_log_id = serializers.UUIDField(required=False, help_text="Give audit_log_id or session_id (or both).")
-        session_id = serializers.UUIDField(required=False)
-        event_id = serializers.UUIDField(
+        audit_log_id = JSONUUIDField(required=False, help_text="Give audit_log_id or session_id (or both).")
+        session_id = JSONUUIDField(required=False)
+        event_id = JSONUUIDField(
             required=False, help_text="Client-chosen id that makes retries safe; one is made up when absent."
         )
         source = serializers.ChoiceField(choices=EventSource.choices, required=False, default=EventSource.DIRECT)
@@ -187,12 +188,12 @@ class AnswerFeedbackApi(APIView):
     throttle_classes = [TrackingThrottle]
 
     class InputSerializer(serializers.Serializer):
-        audit_log_id = serializers.UUIDField()
+        audit_log_id = JSONUUIDField()
         rating = serializers.ChoiceField(choices=FEEDBACK_RATINGS)
-        comment = serializers.CharField(
+        comment = JSONCharField(
             max_length=FEEDBACK_COMMENT_MAX_CHARS, required=False, allow_blank=True, default="", trim_whitespace=True
         )
-        event_id = serializers.UUIDField(
+        event_id = JSONUUIDField(
             required=False, help_text="Client-chosen id that makes retries safe; one is made up when absent."
         )
 
@@ -240,11 +241,11 @@ class AnswerFeedbackApi(APIView):
 class ClientEventSerializer(serializers.Serializer):
     """One event of a batch (docs/tracking.md)."""
 
-    event_id = serializers.UUIDField(help_text="Client-chosen; a retry re-sends the same id with the same event.")
+    event_id = JSONUUIDField(help_text="Client-chosen; a retry re-sends the same id with the same event.")
     event_type = serializers.ChoiceField(choices=[(value, value) for value in CLIENT_EVENT_TYPES])
-    runbook_id = serializers.UUIDField()
-    audit_log_id = serializers.UUIDField(required=False, allow_null=True)
-    session_id = serializers.UUIDField(required=False, allow_null=True)
+    runbook_id = JSONUUIDField()
+    audit_log_id = JSONUUIDField(required=False, allow_null=True)
+    session_id = JSONUUIDField(required=False, allow_null=True)
     rank = serializers.IntegerField(min_value=1, max_value=100, required=False, allow_null=True)
     source = serializers.ChoiceField(choices=EventSource.choices)
     client_timestamp = serializers.DateTimeField()

@@ -79,6 +79,32 @@ def test_a_number_beyond_a_double_is_400_naming_its_field(api, path):
         assert list(body["fields"]) == [field] and "range" in body["fields"][field][0], body
 
 
+@pytest.mark.parametrize(("path", "body", "field", "words"), [
+    ("/api/ai-helper/query", {"message": 5}, "message", "Must be a string, not a number"),
+    ("/api/ai-helper/query", {"message": "disk", "session_id": 12}, "session_id", "Must be a UUID string"),
+    ("/api/ai-helper/track-choice", {"audit_log_id": 7, "choice_data": {"solution_chosen_id": "x",
+     "solution_chosen_type": "runbook", "user_action": "clicked_link"}}, "audit_log_id", "Must be a UUID string"),
+    ("/api/ai-helper/track-choice", {"audit_log_id": str(uuid.uuid4()), "choice_data": {"solution_chosen_id": 3,
+     "solution_chosen_type": "runbook", "user_action": "clicked_link"}}, "choice_data", "Must be a string"),
+    ("/api/ai-helper/answer-feedback", {"audit_log_id": str(uuid.uuid4()), "rating": "up", "comment": True},
+     "comment", "not a boolean"),
+])
+def test_a_value_of_the_wrong_json_type_is_400_not_coerced(api, path, body, field, words):
+    """A number where a UUID or text belongs is the client's mistake: 400 naming it, not a lookup of
+    00000000-...-000c (a 404 for an object nobody has) or the text "5"."""
+    body = _error(api.post(path, json.dumps(body), content_type="application/json"), 400)
+    assert words in json.dumps(body["fields"][field]), body
+
+
+def test_an_event_id_that_is_a_number_is_rejected_with_its_event(api):
+    event = {"event_id": 5, "event_type": "viewed_detail", "runbook_id": str(uuid.uuid4()),
+             "source": "search_page", "client_timestamp": "2026-01-01T00:00:00Z"}
+    response = api.post("/api/ai-helper/events", json.dumps({"events": [event]}), content_type="application/json")
+    assert response.status_code == 400, response.content  # nothing stored, one invalid event (docs/tracking.md)
+    [rejected] = response.json()["rejected"]
+    assert "Must be a UUID string" in json.dumps(rejected["errors"]["event_id"])
+
+
 def test_more_than_100_events_is_400(api):
     event = {"event_id": str(uuid.uuid4()), "event_type": "clicked_link", "runbook_id": str(uuid.uuid4()),
              "source": "search_page", "client_timestamp": "2026-01-01T00:00:00Z"}

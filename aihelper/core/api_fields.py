@@ -1,0 +1,46 @@
+"""Serializer fields for JSON input that take only the JSON type they name.
+
+DRF's own fields coerce: a UUIDField takes the number 12 as 00000000-0000-0000-0000-00000000000c (so a client's
+mistake became a 404 for an object nobody has, or an event id nobody chose) and a CharField takes 5 as "5".
+Input serializers use these instead; output serializers keep DRF's.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class JSONUUIDField(serializers.UUIDField):
+    """A UUID written as a JSON string ("hex_verbose" form or any form ``uuid.UUID`` reads)."""
+
+    default_error_messages = {"not_a_string": "Must be a UUID string, not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+
+class JSONCharField(serializers.CharField):
+    """Text written as a JSON string."""
+
+    default_error_messages = {"not_a_string": "Must be a string, not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=_json_kind(data))
+        return super().to_internal_value(data)
