@@ -24,23 +24,25 @@ def _json_kind(value) -> str:
     return type(value).__name__
 
 
-class JSONUUIDField(serializers.UUIDField):
-    """A UUID written as a JSON string ("hex_verbose" form or any form ``uuid.UUID`` reads)."""
+class _StringOnly:
+    """Refuses any JSON value but a string before the field's own parsing."""
 
-    default_error_messages = {"not_a_string": "Must be a UUID string, not {kind}."}
+    default_error_messages = {"not_a_string": "Must be a {what} string, not {kind}."}
+    what = ""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
-            self.fail("not_a_string", kind=_json_kind(data))
+            self.fail("not_a_string", what=self.what, kind=_json_kind(data))
         return super().to_internal_value(data)
 
 
-class JSONCharField(serializers.CharField):
+class JSONUUIDField(_StringOnly, serializers.UUIDField):
+    """A UUID written as a JSON string (any form ``uuid.UUID`` reads)."""
+
+    what = "UUID"
+
+
+class JSONCharField(_StringOnly, serializers.CharField):
     """Text written as a JSON string."""
 
     default_error_messages = {"not_a_string": "Must be a string, not {kind}."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_a_string", kind=_json_kind(data))
-        return super().to_internal_value(data)
