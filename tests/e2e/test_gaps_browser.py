@@ -52,7 +52,9 @@ def test_the_gaps_page_reads_fits_and_drafts_a_runbook(live_server, sized_page, 
     # The dashboard beside it: the presentations split into newly retrieved and carried over.
     page.goto(f"{base}/admin/analytics/dashboard/{RANGE}")
     split = page.locator("#table-carried_split")
-    assert "Newly retrieved" in split.inner_text() and "4" in split.inner_text()
+    # The planted answers presented 4 runbooks, all newly retrieved, none clicked.
+    cells = split.locator("tr", has_text="Newly retrieved").inner_text().split("\t")
+    assert [cell.strip() for cell in cells] == ["Newly retrieved", "4", "0", "0%"], cells
     _fits(page, f"dashboard {width}")
     split.screenshot(path=str(SHOTS / f"dashboard-carried-{width}.png"))
     assert page.errors == [], page.errors

@@ -24,10 +24,22 @@ def test_a_runner_up_close_behind_keeps_most_of_its_confidence():
     assert _confidence(3.0, 5.0) < 0.1
 
 
-def test_confidences_are_not_shares_of_one_total():
-    # Three candidates tied at the top each keep the probability a lone leader would have.
-    alone = _confidence(5.0, 5.0)
-    assert 3 * alone > 1.0
+@pytest.mark.django_db
+def test_confidences_are_not_shares_of_one_total(django_capture_on_commit_callbacks, staff_user):
+    """Three copies of the right runbook each keep the confidence the one had alone: each is its own
+    probability of being right, not a share of one total (their sum is well over 1)."""
+    load_corpus(django_capture_on_commit_callbacks)
+    query = "pod keeps restarting, CrashLoopBackOff on the api pod"
+    alone = runbook_search(query=query, user=staff_user).results[0]
+    assert alone.runbook.slug == "t/podcrash" and alone.confidence > 0.5
+    crash = next(item for item in CORPUS if item["slug"] == "t/podcrash")
+    with django_capture_on_commit_callbacks(execute=True):
+        for copy in ("t/podcrash-copy-1", "t/podcrash-copy-2"):
+            runbook_upsert(slug=copy, data={key: value for key, value in crash.items() if key != "slug"})
+    tied = runbook_search(query=query, user=staff_user).results[:3]
+    assert {result.runbook.slug for result in tied} == {"t/podcrash", "t/podcrash-copy-1", "t/podcrash-copy-2"}
+    assert all(abs(result.confidence - alone.confidence) < 0.05 for result in tied), [r.confidence for r in tied]
+    assert sum(result.confidence for result in tied) > 1.0
 
 
 def test_bm25_weighs_words_by_how_few_candidates_contain_them():
