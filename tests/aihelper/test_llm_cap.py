@@ -216,7 +216,7 @@ def test_with_no_slot_able_to_free_in_time_the_queue_is_skipped(settings):
 
     expected, refused, seconds = async_to_sync(scenario)()
     assert 0.8 < expected < 1.2
-    assert refused.kind == "cap" and "none can finish within 0.3 s" in refused.reason
+    assert refused.kind == "cap" and "none can finish within 0.3 s for this answer" in refused.reason
     assert seconds < 0.1, "not after the 0.3 s queue wait"
     assert gate.status().in_flight == 0 and gate.status().waiting == 0
 
@@ -259,3 +259,38 @@ def test_slots_given_back_unused_do_not_count_as_calls(settings):
             return gate.next_free_in()
 
     assert async_to_sync(scenario)() is None
+
+
+def test_a_slot_about_to_free_goes_to_the_answer_already_waiting_the_next_gets_busy_at_once(settings):
+    """One call may finish within the wait and one answer already waits for it: a second answer could only
+    time out in the queue, so it gets the busy answer at once."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_MAX_IN_FLIGHT_PER_USER = 8, 1
+    settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 5, 0.5
+    gate = LLMGate()
+    _history(gate, calls=8, seconds=0.5)
+    settings.LLM_MAX_IN_FLIGHT = 1
+
+    async def holder():
+        async with gate.slot(user_key="a"):
+            await asyncio.sleep(0.45)
+
+    async def first_in_line():
+        async with gate.slot(user_key="b"):
+            return "full answer"
+
+    async def scenario():
+        task = asyncio.create_task(holder())
+        await asyncio.sleep(0.3)
+        waiting = asyncio.create_task(first_in_line())
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        with pytest.raises(LLMBusy) as refused:
+            async with gate.slot(user_key="c"):
+                pass
+        seconds = time.perf_counter() - started
+        return await waiting, refused.value.kind, seconds, await task
+
+    first, kind, seconds, _ = async_to_sync(scenario)()
+    assert first == "full answer", "the answer already waiting got the freed slot"
+    assert kind == "cap" and seconds < 0.1, "the next one did not sit out the 0.5 s wait"
+    assert gate.status().in_flight == 0 and gate.status().waiting == 0

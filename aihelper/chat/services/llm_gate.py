@@ -4,10 +4,11 @@ An answer asks for a slot before calling the model. A free slot is taken at once
 waits in a short queue (``LLM_QUEUE_WAIT_SECONDS``, at most ``LLM_QUEUE_MAX`` waiting) and, when none
 frees in time, gets the busy answer (retrieval only, with a note) instead of waiting for someone
 else's answer to finish. A user who already has ``LLM_MAX_IN_FLIGHT_PER_USER`` calls running gets the
-busy answer at once: one engineer cannot take the whole cap. The queue is skipped when no slot can free in time:
-once enough calls have finished, the gate knows how long the shortest tenth of them took, and when the oldest call
-in flight is that far from finishing by more than the queue wait, waiting would only delay the busy answer (under
-sustained overload, every busy answer would otherwise cost the whole queue wait).
+busy answer at once: one engineer cannot take the whole cap. The queue is skipped when no slot can free in time
+for this answer: once enough calls have finished, the gate knows how long the shortest tenth of them took, so how
+many calls in flight may finish within the queue wait; when those are no more than the answers already waiting,
+waiting would only delay the busy answer (under sustained overload every busy answer would otherwise cost the
+whole queue wait).
 
 Per process, not per instance: each gunicorn worker has its own counters, so an instance allows
 workers x ``LLM_MAX_IN_FLIGHT``. That needs no shared state on the path of every answer; a per-instance
@@ -124,23 +125,37 @@ class LLMGate:
                 del self._per_user[user_key]
             metrics.LLM_IN_FLIGHT.set(self._in_flight)
 
+    def _shortest_call(self) -> float | None:
+        """The shortest tenth of recent calls' durations; None while too few have finished. Under the lock."""
+        if len(self._durations) < EXPECTED_SAMPLES:
+            return None
+        ordered = sorted(self._durations)
+        return ordered[int(len(ordered) * SHORT_QUANTILE)]
+
     def next_free_in(self) -> float | None:
         """Seconds until a slot in use may free: the shortest tenth of recent calls' durations less the oldest
         call's age (0 when it may free any moment); None while too few calls have finished to tell."""
         with self._lock:
-            if len(self._durations) < EXPECTED_SAMPLES or not self._held:
+            shortest = self._shortest_call()
+            if shortest is None or not self._held:
                 return None
-            ordered = sorted(self._durations)
-            shortest = ordered[int(len(ordered) * SHORT_QUANTILE)]
             return max(0.0, min(self._held.values()) + shortest - time.monotonic())
 
-    def _enqueue(self) -> bool:
+    def _enqueue(self, wait: float) -> str:
+        """Join the queue ('') or say why not: 'queue_full', or 'no_slot' when the calls that may finish within
+        ``wait`` (by the shortest tenth of recent durations) are no more than the answers already waiting."""
         with self._lock:
             if self._waiting >= settings.LLM_QUEUE_MAX:
-                return False
+                return "queue_full"
+            shortest = self._shortest_call()
+            if shortest is not None:
+                deadline = time.monotonic() + wait
+                freeing = sum(1 for taken in self._held.values() if taken + shortest <= deadline)
+                if freeing <= self._waiting:
+                    return "no_slot"
             self._waiting += 1
             metrics.LLM_QUEUE_DEPTH.set(self._waiting)
-            return True
+            return ""
 
     def _dequeue(self) -> None:
         with self._lock:
@@ -156,11 +171,11 @@ class LLMGate:
         if not refused:
             return token
         wait = settings.LLM_QUEUE_WAIT_SECONDS
-        expected = self.next_free_in()
-        if expected is not None and expected > wait:
+        refused_queue = self._enqueue(wait)
+        if refused_queue == "no_slot":
             raise LLMBusy(f"busy: {settings.LLM_MAX_IN_FLIGHT} LLM calls in flight; none can finish within "
-                          f"{wait:g} s", kind="cap")
-        if not self._enqueue():
+                          f"{wait:g} s for this answer", kind="cap")
+        if refused_queue:
             raise LLMBusy(f"busy: {settings.LLM_MAX_IN_FLIGHT} LLM calls in flight and the queue is full",
                           kind="queue_full")
         try:
