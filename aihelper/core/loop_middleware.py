@@ -86,10 +86,13 @@ class CommonMiddleware(LoopHooks, common.CommonMiddleware):
 class CsrfViewMiddleware(LoopHooks, csrf.CsrfViewMiddleware):
     """With the secret in a cookie (Django's default) and Django's failure view rendering its built-in page, no
     hook reaches the database. A project ``403_csrf.html`` would be rendered with the request (its context
-    processors load the user), and a custom failure view may do anything: then the hooks cross to a thread."""
+    processors load the user), and a custom failure view may do anything: then the hooks cross to a thread. Ours
+    (``api_errors.csrf_failure``: a JSON body, or Django's page) reads only the request's headers."""
+
+    FAILURE_VIEWS_WITHOUT_IO = ("django.views.csrf.csrf_failure", "aihelper.core.api_errors.csrf_failure")
 
     def runs_in_loop(self) -> bool:
-        if settings.CSRF_USE_SESSIONS or settings.CSRF_FAILURE_VIEW != "django.views.csrf.csrf_failure":
+        if settings.CSRF_USE_SESSIONS or settings.CSRF_FAILURE_VIEW not in self.FAILURE_VIEWS_WITHOUT_IO:
             return False
         try:
             get_template(csrf_views.CSRF_FAILURE_TEMPLATE_NAME)
