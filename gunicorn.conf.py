@@ -14,7 +14,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Two processes per usable core (the CPU affinity, not every core of the host), at most 4. Each is one event
 # loop: waiting answers cost no thread; the synchronous parts of a request (the ORM, the embedding model,
 # templates) run on a short-lived thread of that request. Each worker loads the embedding model on first
-# use (~600 MB RSS).
+# use (~200 MB RSS with the ONNX export, ~600 MB on the PyTorch fallback).
 workers = int(os.environ.get("GUNICORN_WORKERS", str(min(4, 2 * len(os.sched_getaffinity(0))))))
 worker_class = "uvicorn_worker.UvicornWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
@@ -32,8 +32,10 @@ preload_app = False
 # (docs/operations.md). DB_POOL_MAX_SIZE=0 turns it off.
 os.environ["DB_CONN_MAX_AGE"] = "0"
 os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
-# Prometheus metrics of every worker, added up by /metrics (aihelper/core/metrics.py).
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / ".data" / "prometheus"))
+# Prometheus metrics of every worker, added up by /metrics (aihelper/core/metrics.py). One directory per bind
+# address: on_starting empties it, which must not reset the metrics of another server running from this checkout.
+_bind_dir = "".join(char if char.isalnum() else "_" for char in bind)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / ".data" / "prometheus" / _bind_dir))
 
 
 def on_starting(server):

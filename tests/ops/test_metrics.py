@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -44,3 +49,19 @@ def test_metrics_count_requests_answers_and_the_llm(client, auth_client, metrics
     for name in ("aihelper_llm_calls_in_flight", "aihelper_llm_queue_depth", "aihelper_clicks_recorded_total",
                  "aihelper_events_accepted_total", "aihelper_llm_cap_rejections_total", "aihelper_llm_errors_total"):
         assert name in text
+
+
+def test_each_bind_address_keeps_its_own_metrics_directory():
+    """gunicorn empties the metrics directory when it starts: a second server from the same checkout (another
+    port) must not reset the first one's counters."""
+    root = Path(__file__).resolve().parents[2]
+    script = ("import os, runpy; runpy.run_path('gunicorn.conf.py'); print(os.environ['PROMETHEUS_MULTIPROC_DIR'])")
+    dirs = []
+    for bind in ("127.0.0.1:8000", "127.0.0.1:8001"):
+        env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+        env["GUNICORN_BIND"] = bind
+        out = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                             check=True)
+        dirs.append(out.stdout.strip())
+    assert dirs[0] != dirs[1]
+    assert all(Path(d).parent == root / ".data" / "prometheus" for d in dirs), dirs
