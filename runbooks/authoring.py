@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -73,6 +74,19 @@ def _initial(runbook: Runbook | None) -> dict:
     }
 
 
+def _model_errors_on_form(form, invalid: ValidationError) -> None:
+    """The model's validation messages by the form's fields (a field the form does not have: at the top, named).
+    Front matter fills fields after the form checked them, so the model's checks are the last word."""
+    if not hasattr(invalid, "error_dict"):
+        form.add_error(None, invalid.messages)
+        return
+    for field, messages in invalid.message_dict.items():
+        if field in form.fields:
+            form.add_error(field, messages)
+        else:
+            form.add_error(None, [f"{field.replace('_', ' ')}: {message}" for message in messages])
+
+
 def _editor(request, runbook: Runbook | None):
     preview = None
     if request.method == "POST":
@@ -94,6 +108,8 @@ def _editor(request, runbook: Runbook | None):
                 form.now_at_version(stale.current)
                 form.add_error(None, stale_version_message(stale.current))
                 runbook.refresh_from_db()
+            except ValidationError as invalid:  # the model's own rules, e.g. a value the front matter supplied
+                _model_errors_on_form(form, invalid)
             else:
                 return redirect(f"{reverse('runbooks:edit', args=[saved.pk])}?saved={saved.version}")
         rows = form.step_rows

@@ -221,6 +221,10 @@ class RunbookForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         self.step_rows = validate_step_rows(self.step_rows)
+        if self.runbook is not None and cleaned.get("version") is None and "version" not in self.errors:
+            # Without the version it was opened on, a save could not tell a stale form from a fresh one.
+            raise forms.ValidationError("This form does not say which version it was opened on: reload the editor, "
+                                        "then make your changes again.")
         if self.runbook is not None and cleaned.get("version") not in (None, self.runbook.version):
             self.now_at_version(self.runbook.version)
             raise forms.ValidationError(stale_version_message(self.runbook.version))

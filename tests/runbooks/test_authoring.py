@@ -338,3 +338,28 @@ def test_admin_edits_aliases_as_one_line(client, staff_user):
     assert runbook.aliases == ["A1", "b.2"]
     response = client.post(url, {**form, "aliases": "A1, not one"})
     assert response.status_code == 200 and "is not an alert name" in response.content.decode()
+
+
+def test_a_value_from_the_front_matter_that_the_model_refuses_is_a_400_by_its_field(client, staff_user):
+    """Front matter fills fields after the form checked them: an over-long or broken source_url from it was a 500."""
+    client.force_login(staff_user)
+    client.post(NEW, _post())
+    runbook = Runbook.objects.get(slug="node/diskfull")
+    edit = reverse("runbooks:edit", args=[runbook.pk])
+    for url, words in ((f"https://example.com/{'a' * 600}", "at most 500"), ("https://exa mple..com/x", "valid URL")):
+        body = f"---\nsource_url: {url}\n---\nbody"
+        response = client.post(edit, _post(version=runbook.version, body_markdown=body))
+        assert response.status_code == 400, response.status_code
+        assert words in response.content.decode()
+    assert Runbook.objects.get(pk=runbook.pk).version == runbook.version  # nothing saved
+
+
+def test_an_edit_without_the_version_it_was_opened_on_is_refused(client, staff_user):
+    """A post without the form's version could not be told from a stale one: it must not overwrite."""
+    client.force_login(staff_user)
+    client.post(NEW, _post())
+    runbook = Runbook.objects.get(slug="node/diskfull")
+    response = client.post(reverse("runbooks:edit", args=[runbook.pk]), _post(description="overwritten"))
+    assert response.status_code == 400 and "which version it was opened on" in response.content.decode()
+    stored = Runbook.objects.get(pk=runbook.pk)
+    assert (stored.description, stored.version) == ("The disk is full.", runbook.version)
