@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from markdown_it import MarkdownIt
 
+from aihelper.core.api_limits import json_text_problem
 from runbooks.bodies import runbook_body_fields, split_front_matter
 from runbooks.models import STEP_MAX_CHARS, RunbookOrigin, alert_name_validator
 from runbooks.services import runbook_upsert
@@ -192,8 +193,20 @@ def link_fields(data: dict, own: dict) -> str:
 
 
 def record_from_json(obj, *, source: str, line: int) -> ParsedRecord:
+    """One JSON record as runbook data, or the reason it cannot be one (never an exception)."""
     if not isinstance(obj, dict):
         return ParsedRecord(source, line, "", {}, error="a record must be a JSON object")
+    problem = json_text_problem(obj)  # NUL, a lone surrogate or 1e999 would only fail in the database
+    if problem is not None:
+        return ParsedRecord(source, line, str(obj.get("slug") or ""), {},
+                            error=f"{problem.path}: {problem.message}")
+    try:
+        return _record_from_json(obj, source=source, line=line)
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape ("steps": "notalist")
+        return ParsedRecord(source, line, str(obj.get("slug") or ""), {}, error=f"a field has the wrong shape: {exc}")
+
+
+def _record_from_json(obj: dict, *, source: str, line: int) -> ParsedRecord:
     slug = obj.get("slug")
     if not isinstance(slug, str) or not slug.strip():
         return ParsedRecord(source, line, "", {}, error="'slug' is required")
@@ -219,14 +232,23 @@ def record_from_json(obj, *, source: str, line: int) -> ParsedRecord:
 
 
 def read_jsonl(path: Path) -> Iterator[ParsedRecord]:
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    """Each line's record; a line that is not UTF-8 or not JSON is an invalid record, the others are read."""
+    with path.open("rb") as handle:
+        for number, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield ParsedRecord(str(path), number, "", {}, error=f"not UTF-8 text (byte {exc.start + 1})")
+                continue
             if not raw.strip():
                 continue
             try:
                 obj = json.loads(raw)
             except json.JSONDecodeError as exc:
                 yield ParsedRecord(str(path), number, "", {}, error=f"invalid JSON: {exc.msg}")
+                continue
+            except RecursionError:
+                yield ParsedRecord(str(path), number, "", {}, error="invalid JSON: nested too deeply")
                 continue
             yield record_from_json(obj, source=str(path), line=number)
 
@@ -369,7 +391,11 @@ def read_sources(paths: Iterable[Path]) -> Iterator[ParsedRecord]:
         if path.is_dir():
             yield from read_markdown_dir(path)
         elif path.is_file() and path.suffix == ".md":
-            yield _markdown_record(path, path.stem.lower())
+            if path.stat().st_size > MARKDOWN_MAX_BYTES:
+                yield ParsedRecord(str(path), 1, path.stem.lower(), {},
+                                   error=f"cannot parse: larger than {MARKDOWN_MAX_BYTES} bytes")
+            else:
+                yield _markdown_record(path, path.stem.lower())
         elif path.is_file():
             yield from read_jsonl(path)
         else:
@@ -404,12 +430,16 @@ def runbooks_import(
                     outcome = RecordOutcome(record.source, record.line, record.slug, "invalid", record.error)
                     if not record.error:
                         try:
-                            _, status = runbook_upsert(
-                                slug=record.slug, data={**record.data, **origin}, allowed_groups=record.allowed_groups
-                            )
+                            with transaction.atomic():  # a refused record leaves the others' transaction usable
+                                _, status = runbook_upsert(
+                                    slug=record.slug, data={**record.data, **origin},
+                                    allowed_groups=record.allowed_groups,
+                                )
                             outcome.status = status
                         except ValidationError as exc:
                             outcome.error = validation_message(exc)
+                        except DatabaseError as exc:  # e.g. a group name longer than the column
+                            outcome.error = f"cannot be stored: {str(exc).splitlines()[0]}"
                     report.outcomes.append(outcome)
                     if on_record:
                         on_record(outcome)

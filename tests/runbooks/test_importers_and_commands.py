@@ -1,4 +1,5 @@
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -117,14 +118,45 @@ def test_import_both_jsonl_formats_and_markdown_with_invalid_records(tmp_path):
 def test_import_command_reports_and_strict_rolls_back(tmp_path):
     jsonl = _write_jsonl(tmp_path / "r.jsonl", [UPSTREAM, {"slug": "x/y"}])
     out, err = StringIO(), StringIO()
-    call_command("import_runbooks", str(jsonl), stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="1 invalid record"):  # exit 1: a scheduled import is seen to fail
+        call_command("import_runbooks", str(jsonl), stdout=out, stderr=err)
     assert "1 created, 0 updated, 0 unchanged, 1 invalid" in out.getvalue()
     assert f"{jsonl}:2" in err.getvalue()
+    assert Runbook.objects.filter(slug=UPSTREAM["slug"]).exists()  # the valid one is in
 
     Runbook.objects.all().delete()
     with pytest.raises(CommandError):
         call_command("import_runbooks", str(jsonl), "--strict", stdout=StringIO(), stderr=StringIO())
     assert not Runbook.objects.exists()
+
+
+def test_malformed_records_are_reported_by_line_and_the_rest_imported(tmp_path):
+    """Every way a JSONL line can be wrong is one "invalid file:line" message, never a traceback, and never the
+    loss of the good records around it."""
+    good = {"slug": "x/good", "title": "GoodOne", "description": "fine"}
+    lines = [
+        json.dumps(good).encode(),
+        b"\xff\xfe not utf-8",
+        json.dumps({"slug": "x/a", "title": "A", "steps": "notalist"}).encode(),
+        json.dumps({"slug": "x/b", "title": "B", "steps": [{"title": 1}]}).encode(),
+        b'{"slug": "x/c", "title": "C", "tags": [NaN]}',
+        b"[" * 100_000,
+        json.dumps({"slug": "x/d", "title": "D\u0000"}).encode(),
+        b'{"slug": "x/e", "title": "E\\ud800"}',
+        json.dumps({"slug": "x/f", "title": "F", "allowed_groups": ["g" * 200]}).encode(),
+        json.dumps({**good, "slug": "x/good-too"}).encode(),
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="invalid record"):
+        call_command("import_runbooks", str(path), stdout=out, stderr=err)
+    reported = err.getvalue()
+    assert "Traceback" not in reported
+    invalid_lines = sorted(int(m) for m in re.findall(rf"invalid {re.escape(str(path))}:(\d+)", reported))
+    assert invalid_lines == list(range(2, 10)), reported
+    assert "2 created" in out.getvalue()
+    assert set(Runbook.objects.values_list("slug", flat=True)) == {"x/good", "x/good-too"}
 
 
 def test_generate_embeddings_is_incremental(django_capture_on_commit_callbacks):

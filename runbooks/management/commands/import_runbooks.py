@@ -45,6 +45,8 @@ class Command(BaseCommand):
         self.stdout.write(report.summary())
         if strict and report.invalid:
             raise CommandError(f"{len(report.invalid)} invalid record(s); nothing was imported (--strict).")
+        if report.invalid:  # exit 1, so a scheduled import is seen to need attention; the valid ones are in
+            raise CommandError(f"{len(report.invalid)} invalid record(s) (listed above); the others were imported.")
 
     def _sync(self, paths, *, dry_run: bool, source: str | None, strict: bool) -> None:
         if len(paths) != 1:
