@@ -33,6 +33,15 @@ def test_drop_requires_confirmation():
         call_command("ensure_event_partitions", "--drop-older-than", "6")
 
 
+def test_every_argument_is_checked_before_any_partition_is_made():
+    before = _partitions()
+    for args, words in ((("--drop-older-than", "0", "--months-ahead", "9"), "at least 1 month"),
+                        (("--drop-older-than", "6", "--months-ahead", "9"), "--yes")):
+        with pytest.raises(CommandError, match=words):
+            call_command("ensure_event_partitions", *args)
+    assert _partitions() == before, "a refused run changed nothing"
+
+
 def test_drop_older_than_removes_old_partitions_and_their_events(capsys):
     runbook = RunbookFactory()
     old = dt.datetime(2020, 2, 10, tzinfo=dt.UTC)

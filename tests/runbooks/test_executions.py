@@ -1,7 +1,8 @@
 import datetime as dt
+from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from audit.models import RunbookInteractionEvent
@@ -201,3 +202,9 @@ def test_without_javascript_finish_anyway_keeps_the_note_typed_after_the_warning
     done = auth_client.post(f"/runbooks/executions/{execution.pk}/finish/", sent)
     assert done.status_code == 302
     assert RunbookExecution.objects.get().notes == "restart did not help"
+
+
+def test_close_stale_executions_refuses_a_period_out_of_range_in_words():
+    for hours in ("0", "-1", "1e9"):  # 1e9 hours would overflow a date (was a traceback)
+        with pytest.raises(CommandError, match="positive and at most"):
+            call_command("close_stale_executions", "--older-than-hours", hours, stdout=StringIO())

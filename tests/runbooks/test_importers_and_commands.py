@@ -218,6 +218,16 @@ def test_search_runbooks_json_and_batch(django_capture_on_commit_callbacks, tmp_
     with pytest.raises(CommandError):
         call_command("search_runbooks", "   ", stdout=StringIO())
 
+    # Lines that are not UTF-8, a query that is not text, JSON nested too deep: one error line each, no traceback.
+    odd = tmp_path / "odd.jsonl"
+    odd.write_bytes(b"\xff\xfe\n" + b'{"id": "n", "query": 5}\n' + b"[" * 100_000 + b"\n"
+                    + b'{"id": "ok", "query": "Pod is crash looping"}\n')
+    out = StringIO()
+    call_command("search_runbooks", "--queries", str(odd), stdout=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["id"], line.get("line")) for line in lines] == [(None, 1), (None, 2), (None, 3), ("ok", None)]
+    assert lines[-1]["results"][0]["slug"] == "t/podcrash"
+
 
 def test_import_keeps_source_url_and_aliases_from_jsonl_and_front_matter(tmp_path):
     """A record's own keys; else its front matter, where Hugo's ``aliases`` (old page paths) are not alert

@@ -17,15 +17,15 @@ class Command(BaseCommand):
     def handle(self, *args, months_ahead, drop_older_than, yes, **options):
         if months_ahead < 0 or months_ahead > 36:
             raise CommandError("--months-ahead must be between 0 and 36.")
+        if drop_older_than is not None and drop_older_than < 1:  # every argument checked before any work
+            raise CommandError("--drop-older-than must be at least 1 month.")
+        if drop_older_than is not None and not yes:
+            raise CommandError("--drop-older-than deletes events: add --yes to confirm.")
         created = event_partitions_ensure(months_ahead=months_ahead)
         for month, moved in sorted(created.items()):
             self.stdout.write(f"created partition {month} (moved {moved} rows from DEFAULT)")
         if not created:
             self.stdout.write("all partitions already exist")
         if drop_older_than is not None:
-            if drop_older_than < 1:
-                raise CommandError("--drop-older-than must be at least 1 month.")
-            if not yes:
-                raise CommandError("--drop-older-than deletes events: add --yes to confirm.")
             dropped = event_partitions_drop_older_than(months=drop_older_than)
             self.stdout.write(f"dropped {len(dropped)} partitions: {', '.join(dropped) or '-'}")

@@ -72,14 +72,16 @@ class Command(BaseCommand):
     def _batch(self, path: Path, reader, limit: int) -> None:
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        with path.open(encoding="utf-8") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
+        with path.open("rb") as handle:
+            for number, raw_bytes in enumerate(handle, start=1):
+                if not raw_bytes.strip():
                     continue
                 try:
-                    item = _loads(raw)
+                    item = _loads(raw_bytes.decode("utf-8"))
                     query_id, text = item.get("id"), item["query"]
-                except (ValueError, KeyError, TypeError, AttributeError):
+                    if not isinstance(text, str):
+                        raise TypeError("the query must be text")
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
                     self.stdout.write(_dumps({"id": None, "line": number, "error": 'expected {"id", "query"}'}))
                     continue
                 try:

@@ -6,6 +6,8 @@ from django.utils import timezone
 
 from aihelper.ops.retention import retention_apply
 
+MAX_DAYS = 36_500
+
 
 class Command(BaseCommand):
     help = (
@@ -22,8 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, older_than_days=None, **options):
         days = settings.MESSAGE_RETENTION_DAYS if older_than_days is None else older_than_days
-        if days < 1:
-            raise CommandError("--older-than-days must be at least 1.")
+        if not 1 <= days <= MAX_DAYS:
+            raise CommandError(f"--older-than-days must be between 1 and {MAX_DAYS} (a hundred years).")
         cutoff = timezone.now() - dt.timedelta(days=days)
         report = retention_apply(cutoff=cutoff)
         self.stdout.write(f"Text older than {days} days (before {cutoff:%Y-%m-%d %H:%M %Z}) blanked:")
