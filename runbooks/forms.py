@@ -16,6 +16,9 @@ from django.contrib.auth.models import Group
 from runbooks.bodies import front_matter_fields, split_front_matter
 from runbooks.importers import link_fields
 from runbooks.models import (
+    BODY_MAX_CHARS,
+    DESCRIPTION_MAX_CHARS,
+    MAX_ALIASES,
     STEP_KEYS,
     STEP_MAX_CHARS,
     Runbook,
@@ -25,10 +28,8 @@ from runbooks.models import (
     source_url_validator,
 )
 
-BODY_MAX_CHARS = 100_000
 MAX_STEPS = 100
 TAG_MAX_CHARS = 64
-MAX_ALIASES = 50
 
 
 def aliases_from_text(text: str) -> list[str]:
@@ -152,7 +153,8 @@ class RunbookForm(forms.Form):
     )
     display_title = forms.CharField(max_length=200, required=False, label="Title for people")
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="What the alert means", max_length=4000
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="What the alert means",
+        max_length=DESCRIPTION_MAX_CHARS,
     )
     tags = forms.CharField(required=False, label="Tags", help_text="Separated by commas.", max_length=2000)
     service = forms.CharField(max_length=100, required=False, label="Service")

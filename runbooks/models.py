@@ -6,7 +6,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import RegexValidator, URLValidator
+from django.core.validators import MaxLengthValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models import F, Func
 from django.db.models.functions import Lower
@@ -57,7 +57,16 @@ source_url_validator = URLValidator(
 )
 
 
+# Limits every way in holds to (the editor and its front matter, the importers, the admin): runbook_upsert
+# runs full_clean, so a value no form checked is refused here, by its field.
+DESCRIPTION_MAX_CHARS = 4000
+BODY_MAX_CHARS = 100_000
+MAX_ALIASES = 50
+
+
 def validate_aliases(value) -> None:
+    if len(value or []) > MAX_ALIASES:
+        raise ValidationError(f"A runbook answers at most {MAX_ALIASES} alert names.")
     for alias in value or []:
         alert_name_validator(alias)
 
@@ -90,10 +99,10 @@ class Runbook(models.Model):
     name = models.CharField(max_length=200)
     # The front matter's human title ("Alertmanager Cluster Crashlooping"); ``name`` stays the alert name.
     display_title = models.CharField(max_length=200, blank=True)
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, validators=[MaxLengthValidator(DESCRIPTION_MAX_CHARS)])
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     steps = models.JSONField(default=list, blank=True, validators=[validate_steps])
-    body_markdown = models.TextField(blank=True)
+    body_markdown = models.TextField(blank=True, validators=[MaxLengthValidator(BODY_MAX_CHARS)])
     # Front-matter keys with no column of their own (upstream's Hugo ``weight``, ``aliases``): kept so an
     # import loses nothing of the source; written by runbooks/importers.py, shown read-only in the admin.
     front_matter_extra = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)

@@ -346,11 +346,16 @@ def test_a_value_from_the_front_matter_that_the_model_refuses_is_a_400_by_its_fi
     client.post(NEW, _post())
     runbook = Runbook.objects.get(slug="node/diskfull")
     edit = reverse("runbooks:edit", args=[runbook.pk])
-    for url, words in ((f"https://example.com/{'a' * 600}", "at most 500"), ("https://exa mple..com/x", "valid URL")):
-        body = f"---\nsource_url: {url}\n---\nbody"
-        response = client.post(edit, _post(version=runbook.version, body_markdown=body))
-        assert response.status_code == 400, response.status_code
-        assert words in response.content.decode()
+    aliases = "[" + ", ".join(f"Alert{i}" for i in range(60)) + "]"
+    for front, words in ((f"source_url: https://example.com/{'a' * 600}", "at most 500"),
+                         ("source_url: https://exa mple..com/x", "valid URL"),
+                         (f"aliases: {aliases}", "at most 50 alert names"),  # the editor's own limits hold too
+                         (f"description: {'d' * 5000}", "at most 4000 characters")):
+        body = f"---\n{front}\n---\nbody"
+        # Front matter fills the fields the form leaves empty.
+        response = client.post(edit, _post(version=runbook.version, body_markdown=body, description=""))
+        assert response.status_code == 400, (front[:40], response.status_code)
+        assert words in response.content.decode(), front[:40]
     assert Runbook.objects.get(pk=runbook.pk).version == runbook.version  # nothing saved
 
 
