@@ -84,6 +84,23 @@ def test_draft_a_runbook_offline_saves_a_draft_linked_to_the_group(client, plant
     assert "Not covered" in html  # a draft is not searched, so it covers nothing yet
 
 
+def test_asking_twice_for_a_groups_draft_keeps_one_open_draft(client, planted, staff_user, settings):
+    """A double click (or a retry after a slow LLM) must not leave two drafts of the same gap; once the draft is
+    published, the group may be drafted again."""
+    settings.LLM_PROVIDER, settings.ANTHROPIC_API_KEY = "offline", ""
+    client.force_login(staff_user)
+    group = kafka_group(staff_user)
+    for _ in range(2):
+        response = client.post(reverse("gap_draft"), {**RANGE, "group": str(group.key)})
+        assert response.status_code == 303 and response["Location"].endswith("drafted=1")
+    drafts = Runbook.objects.filter(origin=RunbookOrigin.GAP_REPORT)
+    assert drafts.count() == 1
+    drafts.update(status=RunbookStatus.ACTIVE)
+    client.post(reverse("gap_draft"), {**RANGE, "group": str(group.key)})
+    assert Runbook.objects.filter(origin=RunbookOrigin.GAP_REPORT, status=RunbookStatus.DRAFT).count() == 1
+    assert Runbook.objects.filter(origin=RunbookOrigin.GAP_REPORT).count() == 2
+
+
 def test_draft_a_runbook_with_anthropic_goes_through_the_model(client, planted, staff_user, settings):
     reply = {
         "name": "Kafka consumer lag",

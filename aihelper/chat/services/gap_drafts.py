@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from aihelper.chat.llm import LLMError, LLMReply, llm_provider_get
 from aihelper.chat.prompts import Prompt
 from aihelper.chat.services.llm_gate import llm_gate
 from analytics.services.gaps import REASON_LABELS, GapGroup, gap_report, gap_source
+from audit.sql import advisory_xact_lock
 from runbooks.models import STEP_MAX_CHARS, Runbook, RunbookOrigin, RunbookStatus
 from runbooks.services import runbook_upsert
 
@@ -144,13 +146,29 @@ def _llm_fields(group: GapGroup, *, user, start: dt.datetime, end: dt.datetime) 
     return fields, provider.model or provider.name
 
 
+def _open_draft(group_key: uuid.UUID) -> GapDraft | None:
+    """The draft already written from this group and still a draft (not published or retired since)."""
+    runbook = (
+        Runbook.objects.filter(origin=RunbookOrigin.GAP_REPORT, origin_source=gap_source(group_key),
+                               status=RunbookStatus.DRAFT)
+        .order_by("created_at").only("pk", "slug", "name").first()
+    )
+    return GapDraft(runbook.pk, runbook.slug, runbook.name, "already drafted") if runbook else None
+
+
 def gap_draft_create(*, user, start: dt.datetime, end: dt.datetime, group_key: uuid.UUID) -> GapDraft:
     """Write and save the draft runbook of the group ``group_key`` of the gap report of [start, end) as
-    ``user`` sees it. Raises GapNotFound; ``LLMBusy`` when the LLM gate has no slot."""
+    ``user`` sees it. Raises GapNotFound; ``LLMBusy`` when the LLM gate has no slot.
+
+    One open draft per group: while the group's draft is still a draft, asking again (a double click, a retry
+    after a slow answer, a colleague on the same page) returns it instead of writing a second one."""
     report = gap_report(user=user, start=start, end=end)
     group = next((g for g in report.groups if g.key == group_key or group_key in g.member_ids), None)
     if group is None:
         raise GapNotFound("That group is not in the report of this range any more; reload the Gaps page.")
+    existing = _open_draft(group.key)
+    if existing is not None:
+        return existing
     fields, written_by = _llm_fields(group, user=user, start=start, end=end)
     slug = f"drafts/gap-{group.key.hex[:12]}-{uuid.uuid4().hex[:6]}"
     data = fields | {
@@ -159,7 +177,13 @@ def gap_draft_create(*, user, start: dt.datetime, end: dt.datetime, group_key: u
         "origin_source": gap_source(group.key),
     }
     try:
-        runbook, _ = runbook_upsert(slug=slug, data=data, changed_by=user, source="gap_report")
+        with transaction.atomic():
+            # The LLM took seconds: a request for the same group that came meanwhile may have saved its draft.
+            advisory_xact_lock(gap_source(group.key))
+            existing = _open_draft(group.key)
+            if existing is not None:
+                return existing
+            runbook, _ = runbook_upsert(slug=slug, data=data, changed_by=user, source="gap_report")
     except ValidationError as exc:
         raise DraftRefused("; ".join(exc.messages)) from exc
     return GapDraft(runbook.pk, runbook.slug, runbook.name, written_by)
