@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from aihelper.core.api_limits import json_depth, printable
+from aihelper.core.api_limits import json_depth, json_type, printable
 from alerts.models import AlertFormat, AlertStatus
 
 # Limits of one webhook body (docs/alerts.md, "Limits"). The byte limit is the view's; these are per field.
@@ -153,7 +153,7 @@ def detect_format(data: dict[str, Any]) -> str:
 def notification_parse(data: Any, *, format: str | None = None) -> NotificationIn:
     """Validate a parsed body (``body_parse``) into a NotificationIn; ``format`` None: detect it."""
     if not isinstance(data, dict):
-        raise IntakeError([("", f"The body must be a JSON object, not {_json_type(data)}.")])
+        raise IntakeError([("", f"The body must be a JSON object, not {json_type(data)}.")])
     checker = _Checker()
     body_format = format or detect_format(data)
     checker.version(data, body_format)
@@ -172,7 +172,7 @@ def notification_parse(data: Any, *, format: str | None = None) -> NotificationI
     message = checker.text(data, "message", "", max_chars=MAX_BODY_BYTES)
     checker.text(data, "state", "", max_chars=MAX_LABEL_NAME_CHARS)
     if "orgId" in data and not _is_int(data["orgId"]):
-        checker.problem("orgId", f"must be an integer, not {_json_type(data['orgId'])}")
+        checker.problem("orgId", f"must be an integer, not {json_type(data['orgId'])}")
     alerts = checker.alerts(data)
     checker.raise_if_any()
     return NotificationIn(
@@ -259,7 +259,7 @@ class _Checker:
             return ""
         value = data[key]
         if not isinstance(value, str):
-            self.problem(where, f"must be a string, not {_json_type(value)}")
+            self.problem(where, f"must be a string, not {json_type(value)}")
             return ""
         if len(value) > max_chars:
             self.problem(where, f"is {len(value)} characters long; the limit is {max_chars}")
@@ -280,7 +280,7 @@ class _Checker:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.problem(where, f"must be an object of strings, not {_json_type(value)}")
+            self.problem(where, f"must be an object of strings, not {json_type(value)}")
             return {}
         if len(value) > MAX_LABELS:
             self.problem(where, f"has {len(value)} entries; the limit is {MAX_LABELS}")
@@ -292,7 +292,7 @@ class _Checker:
             if not name or len(name) > MAX_LABEL_NAME_CHARS:
                 self.problem(item_path, f"a name must be 1 to {MAX_LABEL_NAME_CHARS} characters long")
             elif not isinstance(item, str):
-                self.problem(item_path, f"must be a string, not {_json_type(item)}")
+                self.problem(item_path, f"must be a string, not {json_type(item)}")
             else:
                 # A value over the limit is cut, not refused: Alertmanager does not re-send a group answered
                 # 4xx, so one long annotation would lose every alert of it (the body keeps the whole text).
@@ -309,7 +309,7 @@ class _Checker:
             return None
         value = data[key]
         if not isinstance(value, str):
-            self.problem(where, f"must be an RFC 3339 time string, not {_json_type(value)}")
+            self.problem(where, f"must be an RFC 3339 time string, not {json_type(value)}")
             return None
         moment = rfc3339_parse(value)
         if moment is None:
@@ -319,7 +319,7 @@ class _Checker:
     def alerts(self, data: dict) -> tuple[AlertIn, ...]:
         value = data.get("alerts")
         if not isinstance(value, list) or not value:
-            what = "missing" if value is None else _json_type(value) if not isinstance(value, list) else "empty"
+            what = "missing" if value is None else json_type(value) if not isinstance(value, list) else "empty"
             self.problem("alerts", f"must be a non-empty list of alerts, not {what}")
             return ()
         if len(value) > MAX_ALERTS:
@@ -334,7 +334,7 @@ class _Checker:
 
     def alert(self, item: Any, path: str) -> AlertIn | None:
         if not isinstance(item, dict):
-            self.problem(path, f"must be an object, not {_json_type(item)}")
+            self.problem(path, f"must be an object, not {json_type(item)}")
             return None
         before = len(self.problems)
         status = self.status(item, "status", path)
@@ -366,7 +366,7 @@ class _Checker:
             return label_fingerprint(labels)
         value = item["fingerprint"]
         if not isinstance(value, str) or not value or len(value) > MAX_FINGERPRINT_CHARS:
-            shown = _json_type(value) if not isinstance(value, str) else f"{len(value)} characters"
+            shown = json_type(value) if not isinstance(value, str) else f"{len(value)} characters"
             expected = f"a string of 1 to {MAX_FINGERPRINT_CHARS} characters"
             self.problem(_join(path, "fingerprint"), f"must be {expected}, not {shown}")
             return ""
@@ -380,11 +380,11 @@ class _Checker:
         values = item.get("values")
         if values is not None:
             if not isinstance(values, dict):
-                self.problem(_join(path, "values"), f"must be an object of numbers, not {_json_type(values)}")
+                self.problem(_join(path, "values"), f"must be an object of numbers, not {json_type(values)}")
             else:
                 for name, number in values.items():
                     if number is not None and (not isinstance(number, int | float) or isinstance(number, bool)):
-                        self.problem(_join(_join(path, "values"), name), f"must be a number, not {_json_type(number)}")
+                        self.problem(_join(_join(path, "values"), name), f"must be a number, not {json_type(number)}")
         return extra
 
 
@@ -410,21 +410,7 @@ def _shown(value: Any) -> str:
         return json.dumps(text[:60] + ("…" if len(text) > 60 else ""), ensure_ascii=False)
     if isinstance(value, bool | int | float) or value is None:
         return json.dumps(value)
-    return _json_type(value)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+    return json_type(value)
 
 
 def _reject_constant(name: str):

@@ -9,19 +9,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-
-def _json_kind(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+from aihelper.core.api_limits import json_type
 
 
 class _StringOnly:
@@ -32,7 +20,7 @@ class _StringOnly:
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
-            self.fail("not_a_string", what=self.what, kind=_json_kind(data))
+            self.fail("not_a_string", what=self.what, kind=json_type(data))
         return super().to_internal_value(data)
 
 

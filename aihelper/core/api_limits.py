@@ -109,6 +109,21 @@ def json_text_problem(value, path: str = "") -> TextProblem | None:
     return None
 
 
+def json_type(value) -> str:
+    """What a parsed JSON value is, in words for an error message ("a number", "a list", ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
 def json_depth(value, limit: int, level: int = 1) -> int:
     """Nesting depth of parsed JSON, counted only up to just past ``limit`` (never recursing deeper)."""
     if level > limit:

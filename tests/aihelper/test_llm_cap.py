@@ -182,17 +182,28 @@ def test_the_queue_wait_runs_while_the_answer_is_prepared(settings):
     assert gate.status().in_flight == 0 and gate.status().waiting == 0
 
 
+async def _hold(gate: LLMGate, user_key: str, *, seconds: float) -> None:
+    async with gate.slot(user_key=user_key):
+        await asyncio.sleep(seconds)
+
+
 def _history(gate: LLMGate, *, calls: int, seconds: float):
     """``calls`` finished calls of ``seconds`` each, held at once (so the history costs ``seconds``)."""
 
-    async def one(index):
-        async with gate.slot(user_key=f"history-{index}"):
-            await asyncio.sleep(seconds)
-
     async def scenario():
-        await asyncio.gather(*(one(index) for index in range(calls)))
+        await asyncio.gather(*(_hold(gate, f"history-{index}", seconds=seconds) for index in range(calls)))
 
     async_to_sync(scenario)()
+
+
+def _cap_of_one_after_calls_of(settings, *, seconds: float, queue_wait: float) -> LLMGate:
+    """A gate whose history is eight finished calls of ``seconds`` each, now with a cap of one slot."""
+    settings.LLM_MAX_IN_FLIGHT, settings.LLM_MAX_IN_FLIGHT_PER_USER = 8, 1
+    settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 5, queue_wait
+    gate = LLMGate()
+    _history(gate, calls=8, seconds=seconds)
+    settings.LLM_MAX_IN_FLIGHT = 1
+    return gate
 
 
 def test_with_no_slot_able_to_free_in_time_the_queue_is_skipped(settings):
@@ -223,18 +234,10 @@ def test_with_no_slot_able_to_free_in_time_the_queue_is_skipped(settings):
 
 def test_a_call_about_to_finish_is_still_waited_for(settings):
     """Recent calls took ~0.5 s and the one in flight is 0.3 s old: a slot may free within the 0.5 s wait."""
-    settings.LLM_MAX_IN_FLIGHT, settings.LLM_MAX_IN_FLIGHT_PER_USER = 8, 1
-    settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 5, 0.5
-    gate = LLMGate()
-    _history(gate, calls=8, seconds=0.5)
-    settings.LLM_MAX_IN_FLIGHT = 1
-
-    async def holder():
-        async with gate.slot(user_key="a"):
-            await asyncio.sleep(0.45)
+    gate = _cap_of_one_after_calls_of(settings, seconds=0.5, queue_wait=0.5)
 
     async def scenario():
-        task = asyncio.create_task(holder())
+        task = asyncio.create_task(_hold(gate, "a", seconds=0.45))
         await asyncio.sleep(0.3)
         async with gate.slot(user_key="b"):
             got = gate.status().in_flight
@@ -264,22 +267,14 @@ def test_slots_given_back_unused_do_not_count_as_calls(settings):
 def test_a_slot_about_to_free_goes_to_the_answer_already_waiting_the_next_gets_busy_at_once(settings):
     """One call may finish within the wait and one answer already waits for it: a second answer could only
     time out in the queue, so it gets the busy answer at once."""
-    settings.LLM_MAX_IN_FLIGHT, settings.LLM_MAX_IN_FLIGHT_PER_USER = 8, 1
-    settings.LLM_QUEUE_MAX, settings.LLM_QUEUE_WAIT_SECONDS = 5, 0.5
-    gate = LLMGate()
-    _history(gate, calls=8, seconds=0.5)
-    settings.LLM_MAX_IN_FLIGHT = 1
-
-    async def holder():
-        async with gate.slot(user_key="a"):
-            await asyncio.sleep(0.45)
+    gate = _cap_of_one_after_calls_of(settings, seconds=0.5, queue_wait=0.5)
 
     async def first_in_line():
         async with gate.slot(user_key="b"):
             return "full answer"
 
     async def scenario():
-        task = asyncio.create_task(holder())
+        task = asyncio.create_task(_hold(gate, "a", seconds=0.45))
         await asyncio.sleep(0.3)
         waiting = asyncio.create_task(first_in_line())
         await asyncio.sleep(0.05)

@@ -87,7 +87,7 @@ class LLMGate:
         self._durations: deque[float] = deque(maxlen=DURATIONS_KEPT)
 
     def status(self) -> GateStatus:
-        next_free_in = self.next_free_in() if self._held else None
+        next_free_in = self.next_free_in()
         with self._lock:
             return GateStatus(
                 in_flight=self._in_flight,
