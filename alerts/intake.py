@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from aihelper.core.api_limits import json_depth, json_type, printable
+from aihelper.core.api_limits import DuplicateKey, json_depth, json_type, object_without_duplicate_keys, printable
 from alerts.models import AlertFormat, AlertStatus
 
 # Limits of one webhook body (docs/alerts.md, "Limits"). The byte limit is the view's; these are per field.
@@ -131,9 +131,12 @@ def body_parse(raw: bytes) -> Any:
     if not raw.strip():
         raise IntakeError([("", "The request body is empty; send the webhook's JSON object.")])
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
+                          object_pairs_hook=object_without_duplicate_keys)
     except RecursionError:
         raise IntakeError([("", f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")]) from None
+    except DuplicateKey as exc:
+        raise IntakeError([("", str(exc))]) from None
     except UnicodeDecodeError as exc:
         raise IntakeError([("", f"The request body is not UTF-8: {exc.reason} at byte {exc.start}.")]) from None
     except ValueError as exc:
@@ -347,13 +350,17 @@ class _Checker:
         generator_url = self.text(item, "generatorURL", path, max_chars=MAX_URL_CHARS)
         fingerprint = self.fingerprint(item, path, labels)
         extra = self.extras(item, path)
+        resolved_at = ends_at if status == AlertStatus.RESOLVED and ends_at != GO_ZERO_TIME else None
+        if resolved_at is not None and starts_at is not None and resolved_at < starts_at:
+            self.problem(_join(path, "endsAt"), f"({resolved_at.isoformat()}) is before startsAt "
+                         f"({starts_at.isoformat()}): a resolved alert cannot end before it started")
         if len(self.problems) != before or starts_at is None:
             return None
         return AlertIn(
             status=status,
             fingerprint=fingerprint,
             starts_at=starts_at,
-            ends_at=ends_at if status == AlertStatus.RESOLVED and ends_at != GO_ZERO_TIME else None,
+            ends_at=resolved_at,
             alertname=labels.get("alertname", "")[:ALERTNAME_MAX_CHARS],
             labels=labels,
             annotations=annotations,

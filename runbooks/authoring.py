@@ -12,8 +12,9 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
+from aihelper.core.api_errors import json_view
 from aihelper.core.rendering import render_markdown
 from runbooks.authoring_access import can_create_runbooks, can_edit_runbook, review_due_at
 from runbooks.bodies import body_without_repeats, split_front_matter
@@ -159,7 +160,7 @@ def runbook_edit(request, pk):
     return _editor(request, runbook)
 
 
-@require_POST
+@json_view("POST")
 def markdown_preview(request):
     """The live preview of the editor's Markdown: JSON {"html", "front_matter"}; the same renderer as the
     runbook page. For people who may write runbooks (staff, members of an owning group)."""

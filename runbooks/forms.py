@@ -26,6 +26,7 @@ from runbooks.models import (
     alert_name_validator,
     slug_validator,
     source_url_validator,
+    validate_visible_text,
 )
 
 MAX_STEPS = 100
@@ -140,6 +141,7 @@ def stale_version_message(current: int) -> str:
 class RunbookForm(forms.Form):
     name = forms.CharField(
         max_length=200,
+        validators=[validate_visible_text],
         label="Name",
         help_text="The alert name engineers search for, e.g. KubePodCrashLooping.",
         error_messages={"required": "Give the runbook a name: the alert it answers."},
@@ -151,14 +153,15 @@ class RunbookForm(forms.Form):
         help_text="Group and name, e.g. kubernetes/kubepodcrashlooping. Cannot be changed here later.",
         error_messages={"required": "Give the runbook an address, e.g. kubernetes/kubepodcrashlooping."},
     )
-    display_title = forms.CharField(max_length=200, required=False, label="Title for people")
+    display_title = forms.CharField(max_length=200, required=False, label="Title for people",
+                                    validators=[validate_visible_text])
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), label="What the alert means",
         max_length=DESCRIPTION_MAX_CHARS,
     )
     tags = forms.CharField(required=False, label="Tags", help_text="Separated by commas.", max_length=2000)
-    service = forms.CharField(max_length=100, required=False, label="Service")
-    category = forms.CharField(max_length=100, required=False, label="Category")
+    service = forms.CharField(max_length=100, required=False, label="Service", validators=[validate_visible_text])
+    category = forms.CharField(max_length=100, required=False, label="Category", validators=[validate_visible_text])
     aliases = aliases_field()
     source_url = source_url_field()
     body_markdown = forms.CharField(

@@ -1,3 +1,4 @@
+import re
 import uuid
 
 from django.conf import settings
@@ -57,6 +58,21 @@ source_url_validator = URLValidator(
 )
 
 
+# Characters that change how a name reads without being seen: controls, zero-width characters and the
+# bidirectional overrides and isolates (U+202E makes "gnp.exe" display as "exe.png"). A runbook's name is what an
+# engineer trusts in the middle of an incident; one that displays as another must not exist.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def validate_visible_text(value: str) -> None:
+    found = _INVISIBLE.search(value or "")
+    if found:
+        raise ValidationError(
+            f"Contains an invisible or direction-changing character (U+{ord(found.group()):04X}) at position "
+            f"{found.start() + 1}: a name must read as it is displayed."
+        )
+
+
 # Limits every way in holds to (the editor and its front matter, the importers, the admin): runbook_upsert
 # runs full_clean, so a value no form checked is refused here, by its field.
 DESCRIPTION_MAX_CHARS = 4000
@@ -96,11 +112,11 @@ class RunbookOrigin(models.TextChoices):
 class Runbook(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.CharField(max_length=200, unique=True, validators=[slug_validator])
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_visible_text])
     # The front matter's human title ("Alertmanager Cluster Crashlooping"); ``name`` stays the alert name.
-    display_title = models.CharField(max_length=200, blank=True)
+    display_title = models.CharField(max_length=200, blank=True, validators=[validate_visible_text])
     description = models.TextField(blank=True, validators=[MaxLengthValidator(DESCRIPTION_MAX_CHARS)])
-    tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    tags = ArrayField(models.CharField(max_length=64, validators=[validate_visible_text]), default=list, blank=True)
     steps = models.JSONField(default=list, blank=True, validators=[validate_steps])
     body_markdown = models.TextField(blank=True, validators=[MaxLengthValidator(BODY_MAX_CHARS)])
     # Front-matter keys with no column of their own (upstream's Hugo ``weight``, ``aliases``): kept so an
@@ -118,8 +134,8 @@ class Runbook(models.Model):
         validators=[validate_aliases],
         verbose_name="alert names (aliases)",
     )
-    service = models.CharField(max_length=100, blank=True)
-    category = models.CharField(max_length=100, blank=True)
+    service = models.CharField(max_length=100, blank=True, validators=[validate_visible_text])
+    category = models.CharField(max_length=100, blank=True, validators=[validate_visible_text])
     is_automated = models.BooleanField(default=False)
     automation_ref = models.CharField(max_length=300, blank=True)
     # ``enabled`` is the operator's switch (off for a while, e.g. a runbook under review); ``status`` is the

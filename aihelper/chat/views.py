@@ -27,7 +27,7 @@ from aihelper.chat.services.orchestrator import (
     achat_answer_stream,
 )
 from aihelper.chat.streaming import AsyncStreamingResponse
-from aihelper.core.api_errors import api_error_response
+from aihelper.core.api_errors import api_error_response, json_view
 from aihelper.core.api_limits import json_body_parse
 from aihelper.core.middleware import current_request_id
 from audit.models import EventSource
@@ -157,7 +157,7 @@ def _throttled(request: HttpRequest) -> HttpResponse | None:
     )
 
 
-@require_POST
+@json_view("POST")
 async def chat_stream(request: HttpRequest) -> HttpResponse:
     """POST JSON {message, session_id?, page_context?, source?} -> text/event-stream of
     delta / reset / done / error events; ``done`` carries the sanitised answer HTML with its cards.

@@ -1,5 +1,8 @@
 """Every API error is JSON that says what is wrong: {"error": code, "detail": text, "fields": {...}}."""
 
+from functools import wraps
+from inspect import iscoroutinefunction
+
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -12,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from aihelper.core.api_limits import printable_json
-from aihelper.core.negotiation import is_api_request, wants_json_error
+from aihelper.core.negotiation import ANSWERS_JSON, is_api_request, wants_json_error
 
 # The error envelope as an OpenAPI component, for every view's documented error responses.
 ERROR_BODY = inline_serializer(
@@ -94,3 +97,34 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return JsonResponse({"error": "csrf_failed", "detail": f"CSRF check failed: {reason.rstrip('.')}. Send the "
                              "csrftoken cookie's value in the X-CSRFToken header."}, status=403)
     return django_csrf_failure(request, reason=reason)
+
+
+def _method_not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
+    allowed = ", ".join(methods)
+    return JsonResponse({"error": "method_not_allowed", "detail": f"Method {request.method} is not allowed here; "
+                         f"use {allowed}."}, status=405, headers={"Allow": allowed})
+
+
+def json_view(*methods: str):
+    """For a plain Django view (sync or async) that answers JSON: only ``methods`` (else a JSON 405 with
+    ``Allow``, where ``require_POST`` answers an empty HTML one), and its CSRF failures in the JSON envelope
+    too, whatever the client accepts (``csrf_failure`` looks the view up by ``ANSWERS_JSON``)."""
+    methods = tuple(method.upper() for method in methods)
+
+    def decorator(view):
+        if iscoroutinefunction(view):
+            @wraps(view)
+            async def checked(request, *args, **kwargs):
+                if request.method not in methods:
+                    return _method_not_allowed(request, methods)
+                return await view(request, *args, **kwargs)
+        else:
+            @wraps(view)
+            def checked(request, *args, **kwargs):
+                if request.method not in methods:
+                    return _method_not_allowed(request, methods)
+                return view(request, *args, **kwargs)
+        setattr(checked, ANSWERS_JSON, True)
+        return checked
+
+    return decorator

@@ -137,6 +137,26 @@ def json_depth(value, limit: int, level: int = 1) -> int:
     return deepest
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: which value was meant is unknowable (parsers disagree: Python keeps
+    the last, others the first), so such a body is refused rather than read one way here and another elsewhere."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f'The JSON object has the key "{printable(key)[:PATH_KEY_MAX_CHARS]}" more than once.')
+
+
+def object_without_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.loads``'s ``object_pairs_hook``: the object, or DuplicateKey."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return data
+
+
 def json_body_parse(raw: bytes, *, item_checked_keys: tuple[str, ...] = ()) -> object:
     """Parse a request body that is within the size limit: empty, invalid or too deep JSON is a ParseError,
     text that cannot be stored a ValidationError naming its path.
@@ -155,9 +175,12 @@ def json_body_parse(raw: bytes, *, item_checked_keys: tuple[str, ...] = ()) -> o
         return number
 
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=parse_float)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=parse_float,
+                          object_pairs_hook=object_without_duplicate_keys)
     except RecursionError:
         raise ParseError(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.") from None
+    except DuplicateKey as exc:
+        raise ParseError(str(exc)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(f"The request body is not valid JSON: {exc}") from None
     if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:

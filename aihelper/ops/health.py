@@ -9,16 +9,16 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 from psycopg_pool import PoolTimeout
 
 from aihelper.chat.services.llm_gate import llm_gate
+from aihelper.core.api_errors import json_view
 from aihelper.core.embedded_state import server_state
 from aihelper.core.sql import pgvector_version
 from runbooks.embeddings import EmbeddingError, get_embedder
 
 
-@require_GET
+@json_view("GET")
 @never_cache
 async def healthz(request):  # async: answered in the event loop, never queued behind a thread
     return JsonResponse({"status": "ok"})
@@ -74,7 +74,7 @@ def _check_embedder() -> dict:
             "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-@require_GET
+@json_view("GET")
 @never_cache
 def readyz(request):
     checks = {"database": _check_database(), "embedding_model": _check_embedder()}

@@ -143,6 +143,8 @@ def test_every_problem_of_a_body_is_named(client, receiver):
         (b'"firing"', "must be a JSON object"),
         (b"null", "must be a JSON object"),
         (b'{"a":' * 40 + b"1" + b"}" * 40, "nested deeper"),
+        (b'{"status": "firing", "status": "resolved"}', 'the key "status" more than once'),
+        (b'{"alerts": [{"labels": {"alertname": "A", "alertname": "B"}}]}', 'the key "alertname" more than once'),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_400(client, receiver, raw, detail):
@@ -268,3 +270,27 @@ def test_a_value_over_its_limit_is_cut_not_refused(client, receiver):
     # The body as received keeps the whole value.
     stored = AlertNotification.objects.get().payload["alerts"][2]["labels"]["severity"]
     assert len(stored) == MAX_LABEL_VALUE_CHARS + 10
+
+
+@pytest.mark.parametrize(("ends_at", "accepted"), [
+    ("2026-11-30T22:29:59Z", False),  # a second before it started
+    ("2026-11-30T23:29:00+01:00", False),  # the same moment minus a minute, in another offset
+    ("2026-11-30T22:30:00Z", True),  # resolved the instant it started
+    ("2026-11-30T22:45:00Z", True),
+])
+def test_a_resolved_alert_cannot_end_before_it_started(client, receiver, ends_at, accepted):
+    body = fixture("alertmanager_firing.json")
+    body["alerts"][2].update(status="resolved", endsAt=ends_at)  # startsAt 2026-11-30T22:30:00Z
+    response = post(client, body, token=receiver.token)
+
+    if accepted:
+        assert response.status_code == 200, response.content
+        stored = Alert.objects.get(starts_at="2026-11-30T22:30:00Z")
+        assert stored.ends_at.isoformat() == ends_at.replace("Z", "+00:00")
+        return
+    assert response.status_code == 400, response.content
+    answer = response.json()
+    assert answer["detail"].startswith("alerts[2].endsAt: ")
+    assert "is before startsAt" in answer["detail"]
+    assert (AlertNotification.objects.count(), Alert.objects.count()) == (0, 0)
+    assert jobs() == []

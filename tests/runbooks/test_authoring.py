@@ -368,3 +368,27 @@ def test_an_edit_without_the_version_it_was_opened_on_is_refused(client, staff_u
     assert response.status_code == 400 and "which version it was opened on" in response.content.decode()
     stored = Runbook.objects.get(pk=runbook.pk)
     assert (stored.description, stored.version) == ("The disk is full.", runbook.version)
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("name", "Disk\u202eFull", "U+202E"),  # right-to-left override: displays reversed from here on
+    ("display_title", "Disk\u200bfull", "U+200B"),  # zero-width space
+    ("service", "stor\u2066age", "U+2066"),
+    ("category", "node\x07", "U+0007"),
+])
+def test_a_name_with_an_invisible_or_direction_changing_character_is_refused(client, staff_user, field, value, code):
+    """A runbook whose name displays as another one's ("gnp.exe" shown as "exe.png") must not be created."""
+    client.force_login(staff_user)
+    response = client.post(NEW, _post(**{field: value}))
+    assert response.status_code == 400, response.status_code  # the form again, with the field's error
+    page = response.content.decode()
+    assert f"direction-changing character ({code})" in page
+    assert not Runbook.objects.filter(slug="node/diskfull").exists()
+
+
+def test_a_tag_with_a_zero_width_character_is_a_400_by_its_field(client, staff_user):
+    client.force_login(staff_user)
+    response = client.post(NEW, _post(tags="disk, no\u200ddes"))
+    assert response.status_code == 400
+    assert "direction-changing character (U+200D)" in response.content.decode()
+    assert not Runbook.objects.filter(slug="node/diskfull").exists()

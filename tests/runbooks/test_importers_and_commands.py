@@ -146,6 +146,7 @@ def test_malformed_records_are_reported_by_line_and_the_rest_imported(tmp_path):
         json.dumps({"slug": "x/f", "title": "F", "allowed_groups": ["g" * 200]}).encode(),
         json.dumps({"slug": "x/g", "title": "G", "aliases": [f"Alert{i}" for i in range(60)]}).encode(),
         json.dumps({"slug": "x/h", "title": "H", "description": "d" * 5000}).encode(),
+        json.dumps({"slug": "x/i", "title": "Disk\u202eFull"}).encode(),
         json.dumps({**good, "slug": "x/good-too"}).encode(),
     ]
     path = tmp_path / "bad.jsonl"
@@ -156,7 +157,7 @@ def test_malformed_records_are_reported_by_line_and_the_rest_imported(tmp_path):
     reported = err.getvalue()
     assert "Traceback" not in reported
     invalid_lines = sorted(int(m) for m in re.findall(rf"invalid {re.escape(str(path))}:(\d+)", reported))
-    assert invalid_lines == list(range(2, 12)), reported
+    assert invalid_lines == list(range(2, 13)), reported
     assert "2 created" in out.getvalue()
     assert set(Runbook.objects.values_list("slug", flat=True)) == {"x/good", "x/good-too"}
 

@@ -99,3 +99,34 @@ def test_the_chat_stream_says_what_failed_in_json_and_a_form_gets_the_page(owner
     assert body["detail"].startswith("CSRF check failed: CSRF cookie not set. ")
     form = client.post("/accounts/login/", {"username": "alice", "password": "x"}, HTTP_ACCEPT="text/html")
     assert form.status_code == 403 and form["Content-Type"].startswith("text/html")
+
+
+def test_the_markdown_preview_refuses_a_forged_post_in_json_whatever_the_client_accepts(owner):
+    """The editor's preview answers JSON: its CSRF failure is the JSON envelope even for a client that sends no
+    JSON and accepts anything (fetch's default Accept: */*), not Django's HTML page that script cannot read."""
+    alice, _ = owner
+    alice.is_staff = True
+    alice.save()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(reverse("runbooks:authoring_preview"), {"body_markdown": "# x"}, HTTP_ACCEPT="*/*")
+    assert response.status_code == 403 and response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "csrf_failed"
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("get", "/chat/stream", "POST"),
+    ("put", "/chat/stream", "POST"),
+    ("get", "/runbooks/authoring/preview/", "POST"),
+    ("post", "/healthz", "GET"),
+    ("delete", "/readyz", "GET"),
+])
+def test_a_json_endpoint_outside_the_api_answers_a_wrong_method_in_json(owner, method, path, allowed):
+    alice, _ = owner
+    client = Client()
+    client.force_login(alice)
+    response = getattr(client, method)(path, HTTP_ACCEPT="text/html")
+    assert response.status_code == 405 and response["Content-Type"] == "application/json"
+    assert response["Allow"] == allowed
+    body = response.json()
+    assert body["error"] == "method_not_allowed" and f"use {allowed}" in body["detail"], body

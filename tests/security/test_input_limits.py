@@ -79,6 +79,16 @@ def test_a_number_beyond_a_double_is_400_naming_its_field(api, path):
         assert list(body["fields"]) == [field] and "range" in body["fields"][field][0], body
 
 
+@pytest.mark.parametrize("path", [*JSON_APIS, "/api/ai-helper/answer-feedback", "/chat/stream"])
+def test_a_key_named_twice_in_one_object_is_400(api, path):
+    """{"rank": 1, "rank": 9}: Python would keep the last, other parsers the first; which one the client meant is
+    unknowable, so the body is refused, naming the key, before anything is stored or answered."""
+    for raw, key in (('{"message": "disk", "message": "redis"}', "message"),
+                     ('{"message": "disk", "events": [], "page_context": {"a": 1, "a": 2}}', "a")):
+        body = _error(api.post(path, raw, content_type="application/json"), 400)
+        assert f'the key "{key}" more than once' in body["detail"], body
+
+
 @pytest.mark.parametrize(("path", "body", "field", "words"), [
     ("/api/ai-helper/query", {"message": 5}, "message", "Must be a string, not a number"),
     ("/api/ai-helper/query", {"message": "disk", "session_id": 12}, "session_id", "Must be a UUID string"),
