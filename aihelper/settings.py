@@ -297,8 +297,10 @@ EMBEDDING_ONNX_THREADS = env_int("EMBEDDING_ONNX_THREADS", 1, minimum=1)
 EMBEDDING_RUNTIME = env_choice("EMBEDDING_RUNTIME", ("auto", "onnx", "torch"), "auto")
 EMBEDDING_ONNX_DIR = Path(env_str("EMBEDDING_ONNX_DIR", str(BASE_DIR / ".data" / "models" / "all-MiniLM-L6-v2-onnx")))
 EMBEDDING_QUERY_CACHE_SIZE = env_int("EMBEDDING_QUERY_CACHE_SIZE", 1024, minimum=0)
-# Questions embedded together in one model run under ASGI (runbooks.embeddings.QueryBatcher; 1 = one at a time).
-EMBEDDING_QUERY_BATCH = env_int("EMBEDDING_QUERY_BATCH", 16, minimum=1)
+# Questions embedded together in one model run under ASGI (runbooks.embeddings.QueryBatcher; 1 = one at a time;
+# 0 = the runtime's own: 16 on PyTorch, where a run of many costs far less per question, 1 on ONNX Runtime, where it
+# costs as much and every question of a run waits for its longest; docs/benchmarks.md, session 13).
+EMBEDDING_QUERY_BATCH = env_int("EMBEDDING_QUERY_BATCH", 0, minimum=0)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
 # Not one the pinned SDK lists as deprecated (tests/aihelper/test_model_default.py): claude-sonnet-4-5

@@ -91,6 +91,9 @@ class TorchRuntime:
 
     name = "torch"
     thread_safe = False  # its tokenizer's truncation is set by every call (runbooks.embeddings)
+    # Questions per run when they arrive together (EMBEDDING_QUERY_BATCH=0): on PyTorch a run of 8 short ones
+    # costs ~40 % per question of 8 runs of one (docs/benchmarks.md, session 10).
+    query_batch = 16
 
     def __init__(self, model_dir: Path, *, threads: int) -> None:
         import torch  # lazy: seconds to import; processes that never embed (migrate, admin) skip it
@@ -121,6 +124,9 @@ class OnnxRuntime:
     name = "onnx"
     # Tokenizers configured once (never changed by a call) and an InferenceSession, which runs concurrently.
     thread_safe = True
+    # One question per run: a run of several costs as much per question (padded to the longest: up to ~20 % more
+    # for mixed lengths) and each of them waits for the whole run (docs/benchmarks.md, session 13).
+    query_batch = 1
 
     def __init__(self, model_dir: Path, onnx_dir: Path, *, threads: int) -> None:
         import onnxruntime  # lazy: only processes that embed load the runtime

@@ -331,6 +331,11 @@ def _fail(batch: dict[str, list[asyncio.Future]], exc: BaseException) -> None:
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def query_batch_size(embedder: Embedder) -> int:
+    """Questions per model run: ``EMBEDDING_QUERY_BATCH``, or (0) what suits the runtime (loads the model)."""
+    return settings.EMBEDDING_QUERY_BATCH or getattr(getattr(embedder, "model", None), "query_batch", 1)
+
+
 async def query_embedding_prefetch(text: str) -> bool:
     """Compute ``text``'s query vector into the cache with the other questions of this event loop (QueryBatcher);
     True when it is there. Never raises: it only saves the search a model run, which then embeds (or degrades to
@@ -344,7 +349,7 @@ async def query_embedding_prefetch(text: str) -> bool:
         loop = asyncio.get_running_loop()
         batcher = _batchers.get(loop)
         if batcher is None or batcher.embedder is not embedder:
-            batcher = _batchers[loop] = QueryBatcher(embedder, max_batch=settings.EMBEDDING_QUERY_BATCH)
+            batcher = _batchers[loop] = QueryBatcher(embedder, max_batch=query_batch_size(embedder))
         await batcher.embed(text)
     except Exception as exc:  # noqa: BLE001 - EmbeddingError, or anything else an embedder raises
         logger.warning("query embedding before the search failed: %s", exc)

@@ -218,3 +218,24 @@ def test_a_stopped_run_fails_its_askers_instead_of_leaving_them_waiting(shared_m
         assert batcher._drainer is None
 
     asyncio.run(stop())
+
+
+def test_by_default_a_run_holds_as_many_questions_as_suits_the_runtime(shared_model, settings):
+    """ONNX Runtime costs as much per question in a run of several (padded to the longest), and every question of
+    a run waits for all of it: one per run. PyTorch's runs of many cost far less per question: up to 16.
+    EMBEDDING_QUERY_BATCH overrides either."""
+    settings.EMBEDDING_QUERY_BATCH = 0
+    batched = _CountingEmbedder()
+    batched._model = shared_model
+    expected = {"onnx": 1, "torch": 16}[shared_model.name]
+    assert embeddings.query_batch_size(batched) == expected
+    batcher = QueryBatcher(batched, max_batch=embeddings.query_batch_size(batched))
+
+    async def all_at_once():
+        return await asyncio.gather(*(batcher.embed(text) for text in QUESTIONS))
+
+    asyncio.run(all_at_once())
+    assert batched.run_sizes == ([1] * len(QUESTIONS) if expected == 1 else [len(QUESTIONS)])
+
+    settings.EMBEDDING_QUERY_BATCH = 4
+    assert embeddings.query_batch_size(batched) == 4
