@@ -273,8 +273,9 @@ class QueryBatcher:
     search (synchronous, ``embed_query``) finds them.
     """
 
-    def __init__(self, embedder: Embedder, *, max_batch: int) -> None:
+    def __init__(self, embedder: Embedder, *, max_batch: int | None = None) -> None:
         self.embedder = embedder
+        # None: ``query_batch_size``, found by the first run (in its thread: it may load the model).
         self._max_batch = max_batch
         self._pending: dict[str, list[asyncio.Future]] = {}
         self._running: dict[str, list[asyncio.Future]] = {}  # the batch of the model run under way
@@ -302,6 +303,8 @@ class QueryBatcher:
         self._running, self._pending, self._drainer = {}, {}, None
 
     async def _drain(self) -> None:
+        if self._max_batch is None:
+            self._max_batch = await asyncio.to_thread(query_batch_size, self.embedder)
         while self._pending:
             texts = list(self._pending)[: self._max_batch]
             batch = self._running = {text: self._pending.pop(text) for text in texts}
@@ -332,8 +335,14 @@ _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def query_batch_size(embedder: Embedder) -> int:
-    """Questions per model run: ``EMBEDDING_QUERY_BATCH``, or (0) what suits the runtime (loads the model)."""
-    return settings.EMBEDDING_QUERY_BATCH or getattr(getattr(embedder, "model", None), "query_batch", 1)
+    """Questions per model run: ``EMBEDDING_QUERY_BATCH``, or (0) what suits the runtime. Loads the model: call it
+    off the event loop. A model that cannot load: 1 (the run then fails as it would have)."""
+    if settings.EMBEDDING_QUERY_BATCH:
+        return settings.EMBEDDING_QUERY_BATCH
+    try:
+        return getattr(getattr(embedder, "model", None), "query_batch", 1)
+    except EmbeddingError:
+        return 1
 
 
 async def query_embedding_prefetch(text: str) -> bool:
@@ -349,7 +358,7 @@ async def query_embedding_prefetch(text: str) -> bool:
         loop = asyncio.get_running_loop()
         batcher = _batchers.get(loop)
         if batcher is None or batcher.embedder is not embedder:
-            batcher = _batchers[loop] = QueryBatcher(embedder, max_batch=query_batch_size(embedder))
+            batcher = _batchers[loop] = QueryBatcher(embedder)
         await batcher.embed(text)
     except Exception as exc:  # noqa: BLE001 - EmbeddingError, or anything else an embedder raises
         logger.warning("query embedding before the search failed: %s", exc)

@@ -1,15 +1,10 @@
 """Read runbooks from JSON Lines files and Markdown directories and upsert them by slug.
 
-Two JSON Lines shapes are accepted: the public Prometheus-Operator corpus (``title``, steps as plain
-strings) and our own richer one (step objects, ``service``, ``category``, ``is_automated``,
-``automation_ref``, ``allowed_groups``). Markdown runbooks follow the upstream template: optional
-front matter, ``# Title``, then ``## Meaning`` / ``## Impact`` / ``## Diagnosis`` / ``## Mitigation``.
-Either way the stored body is cleaned by runbooks/bodies.py: front matter into fields, no sections
-that only repeat the steps.
-
-Every record is upserted in its own savepoint through ``services.runbook_upsert``, so one bad record
-is reported with its file and line and the rest are still imported.
-"""
+JSON Lines: the public Prometheus-Operator corpus (``title``, steps as strings) or our richer shape (step objects,
+``service``, ``category``, ``is_automated``, ``automation_ref``, ``allowed_groups``). Markdown: the upstream template
+(front matter, ``# Title``, ``## Meaning`` / ``## Impact`` / ``## Diagnosis`` / ``## Mitigation``). Bodies are cleaned
+by runbooks/bodies.py. Each record is upserted in its own savepoint (``services.runbook_upsert``): a bad one is
+reported with its file and line, the rest are imported."""
 
 from __future__ import annotations
 
@@ -217,6 +212,11 @@ def _record_from_json(obj: dict, *, source: str, line: int) -> ParsedRecord:
     for key, target in _JSON_FIELDS.items():
         if key in obj and obj[key] is not None:
             data[target] = obj[key]
+    # Trimmed like the name: an export's trailing newline is not an invisible character (validate_visible_text).
+    data.update({key: data[key].strip() for key in ("display_title", "service", "category")
+                 if isinstance(data.get(key), str)})
+    if isinstance(data.get("tags"), list):
+        data["tags"] = [tag.strip() if isinstance(tag, str) else tag for tag in data["tags"]]
     groups = obj.get("allowed_groups")
     if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
         return ParsedRecord(source, line, slug, data, error="'allowed_groups' must be a list of group names")

@@ -64,6 +64,12 @@ source_url_validator = URLValidator(
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
+def visible_one_line(text: str) -> str:
+    """``text`` on one line (runs of whitespace, newlines included, as one space) without the characters
+    ``validate_visible_text`` refuses: a name made from what someone typed (a gap draft's question)."""
+    return _INVISIBLE.sub("", " ".join(str(text or "").split()))
+
+
 def validate_visible_text(value: str) -> None:
     found = _INVISIBLE.search(value or "")
     if found:

@@ -1,8 +1,8 @@
 """Every API error is JSON that says what is wrong: {"error": code, "detail": text, "fields": {...}}."""
 
 from functools import wraps
-from inspect import iscoroutinefunction
 
+from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse

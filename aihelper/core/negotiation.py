@@ -24,8 +24,10 @@ def wants_json_error(request: HttpRequest) -> bool:
 
 
 def _view_answers_json(request: HttpRequest) -> bool:
-    try:
-        match = resolve(request.path_info)
-    except Resolver404:
-        return False
+    match = getattr(request, "resolver_match", None)  # set once Django has resolved the view (CSRF, 405)
+    if match is None:  # before resolution: the body-size limit, an outage
+        try:
+            match = resolve(request.path_info, getattr(request, "urlconf", None))
+        except Resolver404:
+            return False
     return getattr(match.func, ANSWERS_JSON, False)

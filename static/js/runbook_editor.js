@@ -119,7 +119,7 @@
       if (mine !== sent) return; // a newer preview is on its way
       if (!response.ok) {
         note.hidden = false;
-        note.textContent = payload.error || "The preview is not available.";
+        note.textContent = payload.detail || payload.error || "The preview is not available.";
         return;
       }
       preview.innerHTML = payload.html; // sanitised on the server (markdown-it without HTML, then nh3)

@@ -215,6 +215,21 @@ def test_long_questions_make_a_draft_within_the_step_limits(planted, staff_user)
     assert len(fields["steps"][0]["detail"]) <= STEP_MAX_CHARS and fields["steps"][0]["detail"].count("- kafka") == 12
 
 
+def test_a_question_over_several_lines_or_with_invisible_characters_still_makes_a_draft(client, planted, staff_user,
+                                                                                     settings):
+    """A runbook name refuses newlines and zero-width characters; a pasted question has them: the draft's name is
+    the question on one line without them, not a refusal that would leave the group without a draft for ever."""
+    settings.LLM_PROVIDER, settings.ANTHROPIC_API_KEY = "offline", ""
+    from dataclasses import replace
+
+    from aihelper.chat.services.gap_drafts import _skeleton
+
+    group = replace(kafka_group(staff_user), texts=["kafka\u200b consumer lag\n\tkeeps growing\ufeff", *KAFKA])
+    fields = _skeleton(group, start=START, end=END)
+    assert fields["name"] == "Draft: kafka consumer lag keeps growing"
+    Runbook(slug="drafts/x", **fields).full_clean()  # the name the editor and the model accept
+
+
 def test_the_draft_form_carries_the_exact_range_of_the_page(client, planted, staff_user):
     client.force_login(staff_user)
     page = {"start": "2026-01-05T12:00:00+00:00", "end": "2026-01-18T18:30:00+00:00"}

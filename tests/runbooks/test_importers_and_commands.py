@@ -147,7 +147,9 @@ def test_malformed_records_are_reported_by_line_and_the_rest_imported(tmp_path):
         json.dumps({"slug": "x/g", "title": "G", "aliases": [f"Alert{i}" for i in range(60)]}).encode(),
         json.dumps({"slug": "x/h", "title": "H", "description": "d" * 5000}).encode(),
         json.dumps({"slug": "x/i", "title": "Disk\u202eFull"}).encode(),
-        json.dumps({**good, "slug": "x/good-too"}).encode(),
+        # Whitespace around a name from an export is trimmed, not refused as an invisible character.
+        json.dumps({**good, "slug": "x/good-too", "display_title": "Good too\n", "service": " storage ",
+                    "tags": ["disk\n", " node"]}).encode(),
     ]
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b"\n".join(lines))
@@ -160,6 +162,8 @@ def test_malformed_records_are_reported_by_line_and_the_rest_imported(tmp_path):
     assert invalid_lines == list(range(2, 13)), reported
     assert "2 created" in out.getvalue()
     assert set(Runbook.objects.values_list("slug", flat=True)) == {"x/good", "x/good-too"}
+    trimmed = Runbook.objects.get(slug="x/good-too")
+    assert (trimmed.display_title, trimmed.service, trimmed.tags) == ("Good too", "storage", ["disk", "node"])
 
 
 def test_generate_embeddings_is_incremental(django_capture_on_commit_callbacks):

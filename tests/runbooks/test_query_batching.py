@@ -229,7 +229,7 @@ def test_by_default_a_run_holds_as_many_questions_as_suits_the_runtime(shared_mo
     batched._model = shared_model
     expected = {"onnx": 1, "torch": 16}[shared_model.name]
     assert embeddings.query_batch_size(batched) == expected
-    batcher = QueryBatcher(batched, max_batch=embeddings.query_batch_size(batched))
+    batcher = QueryBatcher(batched)  # what query_embedding_prefetch makes: the size found by the first run
 
     async def all_at_once():
         return await asyncio.gather(*(batcher.embed(text) for text in QUESTIONS))

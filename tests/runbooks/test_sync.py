@@ -224,3 +224,21 @@ def test_a_symlink_an_unstorable_file_and_an_empty_folder_harm_nothing(tmp_path)
     out += err
     assert Runbook.objects.get(slug="storage/disk").status == "active"  # an empty folder retires nothing
     assert "no runbook at all" in out
+
+
+def test_a_runbook_stored_before_a_rule_it_breaks_is_reported_not_a_crash_when_it_should_retire(tmp_path):
+    """A row saved before names refused invisible characters (migration 0012) cannot be saved as it stands: the
+    sync reports it as invalid and retires the rest, instead of ending in a traceback half-way."""
+    folder = _folder(tmp_path / "books", {"node/disk.md": DISK, "tls/cert.md": CERT, "kafka/lag.md": KAFKA})
+    _sync(folder)
+    Runbook.objects.filter(slug="node/disk").update(name="NodeDisk\u202eAlmostFull")  # as an older release stored it
+    (folder / "node/disk.md").unlink()
+    (folder / "tls/cert.md").unlink()
+
+    report = runbooks_sync(path=folder, source="team-repo")
+
+    actions = {action.slug: (action.action, action.detail) for action in report.actions}
+    assert actions["node/disk"][0] == "invalid" and "U+202E" in actions["node/disk"][1]
+    assert actions["tls/cert"] == ("retire", "no longer in the source")
+    assert Runbook.objects.get(slug="tls/cert").status == "retired"
+    assert Runbook.objects.get(slug="node/disk").status == "active"  # left for a person to fix in the editor

@@ -24,7 +24,7 @@ from aihelper.chat.prompts import Prompt
 from aihelper.chat.services.llm_gate import llm_gate
 from analytics.services.gaps import REASON_LABELS, GapGroup, gap_report, gap_source
 from audit.sql import advisory_xact_lock
-from runbooks.models import STEP_MAX_CHARS, Runbook, RunbookOrigin, RunbookStatus
+from runbooks.models import STEP_MAX_CHARS, Runbook, RunbookOrigin, RunbookStatus, visible_one_line
 from runbooks.services import runbook_upsert
 
 NAME_CHARS = 120
@@ -74,7 +74,8 @@ def _skeleton(group: GapGroup, *, start: dt.datetime, end: dt.datetime, note: st
     asked = _clip("\n".join(f"- {_clip(text, QUESTION_CHARS, one_line=True)}" for text in group.texts), STEP_MAX_CHARS)
     related = _public_names(group) or "none close that everyone may see"
     return {
-        "name": f"Draft: {group.texts[0]}"[:NAME_CHARS],
+        # A question may span lines or carry a zero-width character pasted with it: a name may not.
+        "name": visible_one_line(f"Draft: {group.texts[0]}")[:NAME_CHARS],
         "description": (
             f"{note}Drafted from {group.size} questions between {start:%Y-%m-%d} and {end:%Y-%m-%d} that went "
             f"wrong ({reasons}). Nearest existing runbooks: {related}."
@@ -106,10 +107,10 @@ def _from_reply(text: str) -> dict | None:
         for step in data["steps"]
         if isinstance(step, dict) and str(step.get("title") or "").strip()
     ][:MAX_STEPS]
-    if not steps or not data["name"].strip():
+    if not steps or not visible_one_line(data["name"]):
         return None
     return {
-        "name": " ".join(data["name"].split())[:NAME_CHARS],
+        "name": visible_one_line(data["name"])[:NAME_CHARS],
         "description": _clip(data.get("description"), DESCRIPTION_CHARS),
         "steps": steps,
     }
