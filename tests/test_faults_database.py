@@ -55,7 +55,7 @@ CREATE_ONCALL = (
     "print(Token.objects.create(user=user).key)"
 )
 # Where scripts, not people, are the callers: these get the JSON error body, every other route the page.
-JSON_PATHS = ("/api/", "/chat/stream")
+JSON_PATHS = ("/api/", "/chat/stream", "/runbooks/authoring/preview/")  # the last two: api_errors.json_view
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Routes that answer without the database whoever asks (the /readyz answer is checked on its own).
 NO_DATABASE = {"/": {302}, "/healthz": {200}, "/readyz": {503}, "/favicon.ico": {302}, "/metrics": {404}}
@@ -328,44 +328,47 @@ def test_every_route_answers_a_deliberate_stop_as_documented_then_recovers_witho
 
     offset = server.log.stat().st_size
     assert "stopped" in _manage(server.env, "embedded_db", "stop")
-    problems, outage_answered = [], set()
-    for path in _routes():
-        for client in (browser, token):
-            for method in ("GET", "POST"):
-                answer = _send(port, client, method, path)
-                # /readyz also loads the embedding model on its first call in a worker (slow on a busy machine).
-                if path != "/readyz":
-                    assert answer.ended - answer.started < 15, f"{method} {path} took too long: it must not hang"
-                if problem := _outage_problem(path, method, client, answer):
-                    problems.append(f"{client.kind} {method} {path}: {problem}")
-                if answer.status == 503:
-                    outage_answered.add((client.kind, path))
-    assert problems == []
-    routes = _routes()
-    assert {path for path in routes if ("session", path) not in outage_answered} == {
-        "/", "/healthz", "/favicon.ico", "/metrics", *WEBHOOKS}, (
-        "with a session every route that needs the database answers the outage"
-    )
-    assert {path for path in routes if path.startswith("/api/") and ("token", path) not in outage_answered} == set(
-        WEBHOOKS
-    )
-    # A sender with its receiver's token is told to come back (Alertmanager re-sends a 5xx; a 4xx would lose
-    # the group).
-    alert = {"version": "4", "groupKey": "g", "status": "firing", "alerts": [
-        {"status": "firing", "labels": {"alertname": "DiskFull"}, "startsAt": "2026-12-01T00:00:00Z"}]}
-    for path in WEBHOOKS:
-        answer = _http(port, "POST", path, body=json.dumps(alert).encode(), headers={
-            "Authorization": f"Bearer {server.alert_token}", "Content-Type": "application/json"})
-        assert (answer.status, answer.headers.get("retry-after")) == (503, "5"), (path, answer.status, answer.body)
+    try:
+        problems, outage_answered = [], set()
+        for path in _routes():
+            for client in (browser, token):
+                for method in ("GET", "POST"):
+                    answer = _send(port, client, method, path)
+                    # /readyz also loads the embedding model on its first call in a worker (slow on a busy machine).
+                    if path != "/readyz":
+                        assert answer.ended - answer.started < 15, f"{method} {path} took too long: it must not hang"
+                    if problem := _outage_problem(path, method, client, answer):
+                        problems.append(f"{client.kind} {method} {path}: {problem}")
+                    if answer.status == 503:
+                        outage_answered.add((client.kind, path))
+        assert problems == []
+        routes = _routes()
+        assert {path for path in routes if ("session", path) not in outage_answered} == {
+            "/", "/healthz", "/favicon.ico", "/metrics", *WEBHOOKS}, (
+            "with a session every route that needs the database answers the outage"
+        )
+        assert {path for path in routes if path.startswith("/api/") and ("token", path) not in outage_answered} == set(
+            WEBHOOKS
+        )
+        # A sender with its receiver's token is told to come back (Alertmanager re-sends a 5xx; a 4xx would lose
+        # the group).
+        alert = {"version": "4", "groupKey": "g", "status": "firing", "alerts": [
+            {"status": "firing", "labels": {"alertname": "DiskFull"}, "startsAt": "2026-12-01T00:00:00Z"}]}
+        for path in WEBHOOKS:
+            answer = _http(port, "POST", path, body=json.dumps(alert).encode(), headers={
+                "Authorization": f"Bearer {server.alert_token}", "Content-Type": "application/json"})
+            assert (answer.status, answer.headers.get("retry-after")) == (503, "5"), (path, answer.status, answer.body)
 
-    ready = _http(port, "GET", "/readyz", headers={})
-    assert ready.status == 503 and ready.json()["checks"]["database"]["ok"] is False
-    assert "stopped on purpose" in ready.json()["checks"]["database"]["embedded_server"]
-    status = _manage(server.env, "embedded_db", "status", expect=3)
-    assert "stopped on purpose by manage.py embedded_db stop" in status, "nothing of ours restarted it"
-    assert _tracebacks_and_errors(_log_since(server, offset)) == []
+        ready = _http(port, "GET", "/readyz", headers={})
+        assert ready.status == 503 and ready.json()["checks"]["database"]["ok"] is False
+        assert "stopped on purpose" in ready.json()["checks"]["database"]["embedded_server"]
+        status = _manage(server.env, "embedded_db", "status", expect=3)
+        assert "stopped on purpose by manage.py embedded_db stop" in status, "nothing of ours restarted it"
+        assert _tracebacks_and_errors(_log_since(server, offset)) == []
 
-    assert "is running" in _manage(server.env, "embedded_db", "start")
+        assert "is running" in _manage(server.env, "embedded_db", "start")
+    finally:  # whatever failed above, the next tests get a running server (start is idempotent)
+        _manage(server.env, "embedded_db", "start")
     deadline = time.time() + 30
     while time.time() < deadline and _send(port, token, "GET", "/api/ai-helper/sessions/").status != 200:
         time.sleep(0.5)
