@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from aihelper.core.api_errors import json_view
 from alerts.intake import MAX_BODY_BYTES, IntakeError, body_parse, notification_parse
 from alerts.models import AlertFormat
 from alerts.receivers import alert_receiver_authenticate
@@ -47,8 +48,6 @@ def _read_body(request: HttpRequest) -> bytes | JsonResponse:
 
 
 def _intake(request: HttpRequest, *, format: str | None) -> JsonResponse:
-    if request.method != "POST":
-        return _error(405, "method_not_allowed", f"Use POST, not {request.method}.", headers={"Allow": "POST"})
     received_at = timezone.now()
     authentication = alert_receiver_authenticate(authorization=request.headers.get("Authorization", ""))
     if authentication.receiver is None:
@@ -78,10 +77,12 @@ def _intake(request: HttpRequest, *, format: str | None) -> JsonResponse:
 
 
 @csrf_exempt
+@json_view("POST")
 def alertmanager_webhook(request: HttpRequest) -> JsonResponse:
     return _intake(request, format=None)
 
 
 @csrf_exempt
+@json_view("POST")
 def grafana_webhook(request: HttpRequest) -> JsonResponse:
     return _intake(request, format=AlertFormat.GRAFANA)

@@ -112,18 +112,17 @@ def json_view(*methods: str):
     methods = tuple(method.upper() for method in methods)
 
     def decorator(view):
+        def refused(request):
+            return _method_not_allowed(request, methods) if request.method not in methods else None
+
         if iscoroutinefunction(view):
             @wraps(view)
             async def checked(request, *args, **kwargs):
-                if request.method not in methods:
-                    return _method_not_allowed(request, methods)
-                return await view(request, *args, **kwargs)
+                return refused(request) or await view(request, *args, **kwargs)
         else:
             @wraps(view)
             def checked(request, *args, **kwargs):
-                if request.method not in methods:
-                    return _method_not_allowed(request, methods)
-                return view(request, *args, **kwargs)
+                return refused(request) or view(request, *args, **kwargs)
         setattr(checked, ANSWERS_JSON, True)
         return checked
 
