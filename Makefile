@@ -69,6 +69,7 @@ bench-alert-storm: install
 
 bench-conversations: install
 	$(TEST_ENV) $(PY) benchmarks/conversations.py
+	$(TEST_ENV) $(PY) benchmarks/conversations.py --file benchmarks/data/conversations_blind.jsonl
 
 bench-retrieval-scale: install
 	$(TEST_ENV) $(PY) benchmarks/retrieval.py --scale

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/conversations.py          # every conversation through the real chat path
     .venv/bin/python benchmarks/conversations.py --fit    # choose the shift thresholds on the fit part only
+    .venv/bin/python benchmarks/conversations.py --file benchmarks/data/conversations_blind.jsonl  # unseen set
 
 The conversations are benchmarks/data/conversations.jsonl (written for this project; see conversations.md).
 The default run sends every turn through ``chat_answer`` (offline provider, the real search, audit writes)
@@ -10,6 +11,8 @@ turn's gold; a reference to a rank ("the second one") is scored against what the
 presented at that rank. Beside it, the same turns searched one message at a time (the behaviour before
 conversations), for the same-run comparison. ``--fit`` fits the topic-shift model (aihelper/chat/conversation.py,
 SHIFT_WEIGHTS) on the fit part with the labelled topic in play and prints the weights; holdout is only reported.
+``conversations_blind.jsonl`` is a second set, all holdout, written by a separate author who never saw the system
+or the first set (benchmarks/data/conversations_blind.md): nothing is fitted or chosen on it.
 """
 
 from __future__ import annotations
@@ -141,11 +144,12 @@ def oracle_rows(convs: list[dict], user) -> list[dict]:
                                         extra_ids=[ids[slug] for slug in topic])
                 top = outcome.results[0] if outcome.results else None
                 if top is not None and top.runbook.slug not in topic:
-                    in_play = max(r.confidence for r in outcome.results if r.runbook.slug in topic)
+                    in_play = max((r for r in outcome.results if r.runbook.slug in topic),
+                                  key=lambda r: r.components.get("score", 0.0))
                     cues = turn_cues(turn["text"])
-                    rows.append({"split": conv["split"], "kind": turn["kind"], "right": top.runbook.slug in gold,
-                                 "ruled_out": rules_out(cues, top),
-                                 "x": shift_features(cues=cues, top=top, in_play_best=in_play)})
+                    rows.append({"split": conv["split"], "conv": conv["id"], "kind": turn["kind"],
+                                 "right": top.runbook.slug in gold, "ruled_out": rules_out(cues, top),
+                                 "x": shift_features(cues=cues, top=top, topic=in_play)})
                 topic = gold
     return rows
 
@@ -165,13 +169,27 @@ def fit(convs: list[dict], user, l2: float = 0.01) -> None:
     """Fit the shift model on the fit part (oracle context); report both parts at a few thresholds."""
     import numpy as np
 
-    from aihelper.chat.conversation import SHIFT_FEATURES, SHIFT_FLOOR
+    from aihelper.chat.conversation import SHIFT_FEATURES, SHIFT_NEW_FLOOR
 
     rows = oracle_rows(convs, user)
-    # A message that rules out its own best runbook is never a shift to it: the guard decides, the model does not.
+
+    def fitted(part: list[dict]):
+        # A message that rules out its own best runbook is never a shift to it: the guard decides, not the model.
+        part = [row for row in part if not row["ruled_out"]]
+        return logistic_fit(np.array([row["x"] for row in part]),
+                            np.array([row["kind"] == "shift" for row in part], dtype=float), l2=l2)
+
+    def right(weights, row: dict, threshold: float) -> bool:
+        """A shift decided a shift to its gold, or another turn kept."""
+        shift = (1 / (1 + np.exp(-(weights[0] + np.dot(weights[1:], row["x"])))) >= threshold
+                 and row["x"][0] >= SHIFT_NEW_FLOOR and not row["ruled_out"])
+        return (shift and row["right"]) if row["kind"] == "shift" else not shift
+
     train = [row for row in rows if row["split"] == "fit" and not row["ruled_out"]]
-    weights = logistic_fit(np.array([row["x"] for row in train]), np.array([row["kind"] == "shift" for row in train],
-                                                                             dtype=float), l2=l2)
+    if not train:
+        print("\nno fit-part turns in this file: nothing to fit (the unseen set is holdout only)")
+        return
+    weights = fitted(train)
     ruled = sum(row["ruled_out"] for row in rows)
     print(f"\n{ruled} turns rule out their own best runbook (decided by the guard, not fitted), shifts among them: "
           f"{sum(row['ruled_out'] and row['kind'] == 'shift' for row in rows)}")
@@ -181,11 +199,8 @@ def fit(convs: list[dict], user, l2: float = 0.01) -> None:
 
     def decided(split: str, threshold: float) -> tuple[int, int, int, int]:
         part = [row for row in rows if row["split"] == split]
-        probability = [1 / (1 + np.exp(-(weights[0] + np.dot(weights[1:], row["x"])))) for row in part]
-        shifts = [(p >= threshold and row["x"][0] >= SHIFT_FLOOR and not row["ruled_out"] and row["right"])
-                  for p, row in zip(probability, part, strict=True) if row["kind"] == "shift"]
-        stays = [p < threshold or row["ruled_out"] for p, row in zip(probability, part, strict=True)
-                 if row["kind"] != "shift"]
+        shifts = [right(weights, row, threshold) for row in part if row["kind"] == "shift"]
+        stays = [right(weights, row, threshold) for row in part if row["kind"] != "shift"]
         return sum(shifts), len(shifts), sum(stays), len(stays)
 
     def balanced(counts: tuple[int, int, int, int]) -> float:
@@ -199,8 +214,18 @@ def fit(convs: list[dict], user, l2: float = 0.01) -> None:
         shifts, n_shifts, kept, n_kept = decided("fit", threshold)
         print(f"  threshold {threshold}: shifts {shifts}/{n_shifts}, others kept {kept}/{n_kept}")
     chosen = max(candidates, key=lambda threshold: balanced(decided("fit", threshold)))
+    fit_rows = [row for row in rows if row["split"] == "fit"]
+    loo = defaultdict(int)
+    for conv in {row["conv"] for row in fit_rows}:
+        left_out = fitted([row for row in fit_rows if row["conv"] != conv])
+        for row in fit_rows:
+            if row["conv"] == conv:
+                loo[row["kind"] == "shift", right(left_out, row, chosen)] += 1
+    print(f"chosen SHIFT_THRESHOLD {chosen}; fit part leaving each conversation out of its own fit: shifts "
+          f"{loo[True, True]}/{loo[True, True] + loo[True, False]}, "
+          f"others kept {loo[False, True]}/{loo[False, True] + loo[False, False]}")
     shifts, n_shifts, kept, n_kept = decided("holdout", chosen)
-    print(f"chosen SHIFT_THRESHOLD {chosen}; holdout with it: shifts {shifts}/{n_shifts}, others kept {kept}/{n_kept}")
+    print(f"holdout with it: shifts {shifts}/{n_shifts}, others kept {kept}/{n_kept}")
 
 
 def main() -> None:

@@ -6,11 +6,13 @@ runbooks the user may see now). Then, from the message's cues (aihelper/chat/tur
 
 - a reference to the previous answer ("the second one", "step 3", "that runbook") puts that runbook first;
 - a message whose own best runbook is not in play is a topic shift when a small logistic model says so
-  (``shift_probability``: the new runbook's confidence, the runbooks in play's confidence for this
-  message, and the message's cues); then the new runbooks are presented and the answer says so;
+  (``shift_probability``: the new runbook's confidence, the message's cues, how much of its alert name the
+  message says, and its score lead over the runbooks in play); then the new runbooks are presented and the
+  answer says so;
 - a follow-up or small talk keeps the runbooks in play (``carried_over``), each with the better of its
-  confidence for this message and its last shown confidence decayed by ``CARRY_DECAY`` per turn; a runbook
-  in play stays recommended down to ``SHIFT_FLOOR`` (as an uncertain match below the threshold);
+  confidence for this message and its last shown confidence decayed by ``CARRY_DECAY`` per turn; the runbook
+  under discussion stays recommended whatever its confidence, the others in play down to ``SHIFT_FLOOR`` (as
+  uncertain matches below the threshold);
 - with nothing in play, a message that finds nothing alone is searched again with the earlier messages
   (newest first), the only case with a second search.
 """
@@ -32,10 +34,13 @@ from runbooks.search import SearchConfig, SearchOutcome, SearchResult
 CARRY_DECAY = 0.9  # a carried runbook's confidence, per turn since it was shown
 # Fitted on the fit part of benchmarks/data/conversations.jsonl by `benchmarks/conversations.py --fit`
 # (L2 0.01; the holdout part is never used): intercept, then the weights of SHIFT_FEATURES.
-SHIFT_FEATURES = ("new_confidence", "in_play_confidence", "new_problem", "pointing", "asks", "content", "named")
-SHIFT_WEIGHTS = (-2.61, 1.29, -0.26, 2.34, -0.95, 0.19, 2.19, 0.34)
+# The confidence of the message's own best runbook ("new"), the message's cues, how much of new's alert name the
+# message says, and new's ranking-score lead over the runbook in play that this message scores best.
+SHIFT_FEATURES = ("new_confidence", "new_problem", "pointing", "asks", "content", "named", "new_title", "score_lead")
+SHIFT_WEIGHTS = (-3.68, 0.52, 1.90, -1.13, 0.27, 1.90, 0.02, 0.99, 0.72)
 SHIFT_THRESHOLD = 0.4  # shift when the probability is at least this (best balanced accuracy on the fit part)
-SHIFT_FLOOR = 0.2  # a shift's new runbook, and runbooks in play, are shown from here on (as uncertain matches)
+SHIFT_FLOOR = 0.2  # runbooks in play are shown from here on (as uncertain matches)
+SHIFT_NEW_FLOOR = 0.15  # a shift's new runbook needs this confidence, and is shown from here on
 # A guard beside the model: a message whose own best runbook is this sure while the runbooks in play score
 # below SHIFT_SURE_IN_PLAY for it is a new problem unless it asks about "it" (the model, fitted on our hard
 # near-neighbour data, weighs confidence lightly; on that data the guard changes no decision).
@@ -64,14 +69,19 @@ def _in_play(past: Sequence[PastTurn]) -> tuple[tuple[PresentedSolution, ...], i
 
 
 def _reranked(
-    outcome: SearchOutcome, results: Sequence[SearchResult], config: SearchConfig, lenient: Collection[str] = ()
+    outcome: SearchOutcome, results: Sequence[SearchResult], config: SearchConfig, lenient: Collection[str] = (),
+    lenient_floor: float = SHIFT_FLOOR, focus: str | None = None,
 ) -> SearchOutcome:
-    """Results ranked 1..n in the given order; recommended from the threshold on, or from SHIFT_FLOOR for the
-    ``lenient`` ids (runbooks in play, a shift's new runbook); the strategy by the config's rules over the
-    confidences highest first, so a recommendation below the threshold is presented as uncertain."""
+    """Results ranked 1..n in the given order; recommended from the threshold on, or from ``lenient_floor`` for
+    the ``lenient`` ids (runbooks in play, a shift's new runbook), and the ``focus`` (the runbook under
+    discussion, carried) whatever its confidence: the conversation is still about it. The strategy by the
+    config's rules over the confidences highest first, so a recommendation below the threshold is presented
+    as uncertain."""
 
     def floor(result: SearchResult) -> float:
-        return min(config.threshold, SHIFT_FLOOR) if str(result.runbook.pk) in lenient else config.threshold
+        if str(result.runbook.pk) == focus:
+            return 0.0
+        return min(config.threshold, lenient_floor) if str(result.runbook.pk) in lenient else config.threshold
 
     ranked = tuple(
         replace(result, rank=rank, recommended=rank <= config.max_recommended and result.confidence >= floor(result))
@@ -81,16 +91,19 @@ def _reranked(
     return replace(outcome, results=ranked, strategy=presentation_strategy(shown, config))
 
 
-def shift_features(*, cues: TurnCues, top: SearchResult, in_play_best: float) -> tuple[float, ...]:
-    """The model's inputs, in SHIFT_FEATURES order (benchmarks/conversations.py fits on the same function)."""
+def shift_features(*, cues: TurnCues, top: SearchResult, topic: SearchResult | None) -> tuple[float, ...]:
+    """The model's inputs, in SHIFT_FEATURES order (benchmarks/conversations.py fits on the same function);
+    ``topic`` is the runbook in play (other than ``top``) that this message's search scores best."""
+    new, old = top.components, (topic.components if topic is not None else {})
     return (
         top.confidence,
-        in_play_best,
         float(cues.new_problem),
         float(cues.pointing),
         float(cues.asks),
         min(len(cues.content_terms), CONTENT_TERMS_FULL) / CONTENT_TERMS_FULL,
-        float(bool(top.components.get("named"))),
+        float(bool(new.get("named"))),
+        new.get("title", 0.0),
+        new.get("score", 0.0) - old.get("score", 0.0),
     )
 
 
@@ -108,12 +121,15 @@ def rules_out(cues: TurnCues, result: SearchResult) -> bool:
     return ruled > 0 and ruled > title_coverage(result.runbook.name, set(cues.affirmed))
 
 
-def _is_shift(*, cues: TurnCues, top: SearchResult | None, in_play_best: float) -> bool:
-    if top is None or top.confidence < SHIFT_FLOOR or rules_out(cues, top):
+def _is_shift(*, cues: TurnCues, top: SearchResult | None, in_play: Sequence[SearchResult]) -> bool:
+    """``in_play``: this message's results for the runbooks in play, other than ``top``."""
+    if top is None or top.confidence < SHIFT_NEW_FLOOR or rules_out(cues, top):
         return False
+    in_play_best = max((result.confidence for result in in_play), default=0.0)
     if top.confidence >= SHIFT_SURE and in_play_best < SHIFT_SURE_IN_PLAY and not (cues.asks and cues.pointing):
         return True
-    return shift_probability(shift_features(cues=cues, top=top, in_play_best=in_play_best)) >= SHIFT_THRESHOLD
+    topic = max(in_play, key=lambda result: result.components.get("score", 0.0), default=None)
+    return shift_probability(shift_features(cues=cues, top=top, topic=topic)) >= SHIFT_THRESHOLD
 
 
 def _referenced(
@@ -188,15 +204,14 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
         focus = referenced
         in_play = (referenced, *(solution for solution in in_play if solution.id != referenced.id))
     elif in_play and not cues.small_talk and top is not None and str(top.runbook.pk) != in_play[0].id and _is_shift(
-        cues=cues, top=top, in_play_best=max(
-            (visible[solution.id].confidence for solution in in_play if solution.id != str(top.runbook.pk)),
-            default=0.0),
+        cues=cues, top=top, in_play=[visible[item.id] for item in in_play if item.id != str(top.runbook.pk)],
     ):
         # The message's own best runbook is not the one under discussion (it may have been shown below it).
         # The new problem's runbooks; its best one below the threshold is still shown as an uncertain match (the
         # strategy says so) rather than leaving the engineer with the old topic's runbook; the others need the
         # threshold as always.
-        outcome = _reranked(outcome, outcome.results[: config.max_recommended], config, lenient={str(top.runbook.pk)})
+        outcome = _reranked(outcome, outcome.results[: config.max_recommended], config, lenient={str(top.runbook.pk)},
+                            lenient_floor=SHIFT_NEW_FLOOR)
         return TurnSearch(outcome=outcome, turn=replace(turn, kind="shift"), carried=frozenset(),
                           previous_title=in_play[0].title)
     elif not in_play:
@@ -220,7 +235,7 @@ def conversation_search(*, message: str, user, config: SearchConfig, past: Seque
     results, carried = _carry(outcome=outcome, in_play=in_play, age=age if referenced is None else 1,
                               first=focus.id, config=config, cues=cues)
     lenient = {solution.id for solution in in_play}
-    outcome = _reranked(outcome, results[: max(config.max_recommended, 1)], config, lenient=lenient)
+    outcome = _reranked(outcome, results[: max(config.max_recommended, 1)], config, lenient=lenient, focus=focus.id)
     first = outcome.recommended[0].runbook if outcome.recommended else None
     part = None
     if first is not None and not cues.small_talk:

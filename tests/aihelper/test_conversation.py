@@ -82,6 +82,20 @@ def test_a_new_problem_needs_no_announcement(auth_client, demo_library):
     assert shift["conversation"]["kind"] == "shift" and _first(shift) == "demo/tls-cert-expiry"
 
 
+def test_a_weak_match_under_discussion_stays_through_the_follow_ups(auth_client, settings, demo_library):
+    # A team that shows weaker matches; the first answer is an uncertain one. Its remembered confidence fades
+    # with every turn, but the conversation is still about it: it must not vanish from the follow-ups.
+    settings.AIHELPER_CONFIDENCE_THRESHOLD = 0.2
+    first = _ask(auth_client, "logs are missing in kibana")
+    assert _first(first) == "demo/log-pipeline-stalled" and first["solutions"][0]["confidence"] < 0.3
+    session = first["session_id"]
+    for message in ("how do I fix it quickly?", "can I restart it safely?", "ok one sec"):
+        answer = _ask(auth_client, message, session)
+        assert _first(answer) == "demo/log-pipeline-stalled", message
+        assert answer["solutions"][0]["carried_over"] is True
+        assert "No matching runbook" not in answer["answer_markdown"]
+
+
 def test_a_step_reference_answers_with_that_step(auth_client, demo_library):
     session = _ask(auth_client, "redis is evicting keys, used memory at maxmemory")["session_id"]
     step = _ask(auth_client, "what does step 3 do?", session)
